@@ -1,0 +1,210 @@
+"""Divergences and entropies of discrete distributions.
+
+Conventions (Cover & Thomas, section 2.3): 0 log(0/q) = 0, and p log(p/0) = +inf for p > 0, so
+D(p||q) = +inf whenever p puts mass where q has none. No epsilon is ever added.
+
+Probabilities are validated along ``axis``: entries must be finite and non-negative, and each
+distribution must sum to 1 within ``SUM_TOLERANCE`` (float64 inputs) or ``SUM_TOLERANCE_LOW_PRECISION``
+(float32 and lower, where rounding alone can move a sum of many entries by 1e-5). Outside that a
+``ValueError`` names the argument and says by how much it is off. Inputs are not renormalised.
+
+``base=None`` gives nats; ``base=2`` bits; any base > 0 other than 1 is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._array import ArrayLike, _is_torch, detached_numpy, normalize_axis, prepare
+from ._numerics import MODERATE_LIMIT, half_g_moderate, log_ratio, where_safe
+
+__all__ = ["kl_divergence", "entropy", "cross_entropy", "js_divergence", "mutual_information"]
+
+SUM_TOLERANCE = 1e-6
+SUM_TOLERANCE_LOW_PRECISION = 1e-4
+
+
+def _tolerance(*args: ArrayLike) -> float:
+    for a in args:
+        if _is_torch(a) and a.is_floating_point() and a.element_size() < 8:
+            return SUM_TOLERANCE_LOW_PRECISION
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize < 8:
+            return SUM_TOLERANCE_LOW_PRECISION
+    return SUM_TOLERANCE
+
+
+def _check_distribution(name: str, x: Any, axes: tuple[int, ...], tolerance: float) -> None:
+    values = detached_numpy(x)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} must be finite; it contains {values[~np.isfinite(values)].flat[0]}")
+    if (values < 0).any():
+        raise ValueError(f"{name} must be non-negative; its smallest entry is {values.min()!r}")
+    if values.size == 0 or any(values.shape[a] == 0 for a in axes):
+        raise ValueError(f"{name} is empty along the axis of the distribution")
+    deviation = float(np.abs(values.sum(axis=axes) - 1.0).max())
+    if deviation > tolerance:
+        raise ValueError(
+            f"{name} must sum to 1 along axis {axes[0] if len(axes) == 1 else axes}; "
+            f"it is off by {deviation:.3g} (tolerance {tolerance:g})"
+        )
+
+
+def _log_base(base: float | None) -> float:
+    if base is None:
+        return 1.0
+    if not isinstance(base, (int, float)) or isinstance(base, bool) or not base > 0 or base == 1:
+        raise ValueError(f"base must be a number > 0 other than 1 (or None for nats), got {base!r}")
+    return math.log(base)
+
+
+def kl_terms(xp: Any, p: Any, q: Any) -> Any:
+    r"""Elementwise :math:`p\ln(p/q) - p + q \ge 0`; its sum is D(p||q) when p and q both sum to 1.
+
+    Adding :math:`q - p` (which sums to 0) makes every term non-negative, so the sum cannot cancel when
+    p is close to q. With :math:`v = \ln(q/p)` the term is :math:`p\,(e^v - 1 - v)`, evaluated without
+    cancellation; far from 1 the ratio is used directly, so a tiny p next to a large q cannot overflow.
+    """
+    positive = (p > 0) & (q > 0)
+    p_safe = where_safe(xp, positive, p, 1.0)
+    q_safe = where_safe(xp, positive, q, 1.0)
+    v = log_ratio(xp, q_safe, p_safe)
+    moderate = xp.abs(v) <= MODERATE_LIMIT
+    v_mod = where_safe(xp, moderate, v, 0.0)
+    both = xp.where(
+        moderate,
+        2.0 * p_safe * half_g_moderate(xp, v_mod),
+        xp.where(v > 0, (q_safe - p_safe) - p_safe * v, p_safe * (-1.0 - v) + q_safe),
+    )
+    inf = xp.full_like(p, math.inf)
+    return xp.where(positive, both, xp.where(p > 0, inf, q))
+
+
+def _prepare_pair(p: ArrayLike, q: ArrayLike, axis: int) -> tuple[Any, Any, Any, Any, int]:
+    tolerance = _tolerance(p, q)
+    xp, (p_, q_), finish = prepare(("p", "q"), p, q)
+    ax = normalize_axis(axis, p_.ndim, "p")
+    _check_distribution("p", p_, (ax,), tolerance)
+    _check_distribution("q", q_, (ax,), tolerance)
+    return xp, p_, q_, finish, ax
+
+
+def kl_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+    r"""Kullback-Leibler divergence of discrete distributions, :math:`D_{\mathrm{KL}}(p\,\|\,q)`.
+
+    .. math::
+
+        D_{\mathrm{KL}}(p\,\|\,q) = \sum_i p_i \log\frac{p_i}{q_i}
+
+    with 0 log(0/q) = 0 and p log(p/0) = +inf. The expectation is under p (the first argument).
+    Evaluated as the sum of the non-negative terms of :func:`kl_terms`.
+
+    Parameters
+    ----------
+    p, q
+        Probability vectors along ``axis``; other axes broadcast and are a batch.
+    axis
+        The axis that indexes outcomes.
+    base
+        Logarithm base: None for nats, 2 for bits.
+
+    Raises
+    ------
+    ValueError
+        For NaN, negative or infinite entries, distributions that do not sum to 1 (see module docs),
+        shapes that do not broadcast, an out-of-range axis or an invalid base.
+    """
+    scale = _log_base(base)
+    xp, p_, q_, finish, ax = _prepare_pair(p, q, axis)
+    return finish(xp.sum(kl_terms(xp, p_, q_), axis=ax) / scale)
+
+
+def entropy(p: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+    r"""Shannon entropy :math:`H(p) = -\sum_i p_i \log p_i`, with 0 log 0 = 0.
+
+    Raises
+    ------
+    ValueError
+        As :func:`kl_divergence`, for ``p``.
+    """
+    scale = _log_base(base)
+    tolerance = _tolerance(p)
+    xp, (p_,), finish = prepare(("p",), p)
+    ax = normalize_axis(axis, p_.ndim, "p")
+    _check_distribution("p", p_, (ax,), tolerance)
+    positive = p_ > 0
+    terms = xp.where(positive, -p_ * xp.log(where_safe(xp, positive, p_, 1.0)), xp.zeros_like(p_))
+    return finish(xp.sum(terms, axis=ax) / scale)
+
+
+def cross_entropy(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+    r"""Cross-entropy :math:`H(p, q) = -\sum_i p_i \log q_i = H(p) + D_{\mathrm{KL}}(p\,\|\,q)`.
+
+    0 log q = 0 for p_i = 0; +inf when p_i > 0 = q_i.
+
+    Raises
+    ------
+    ValueError
+        As :func:`kl_divergence`.
+    """
+    scale = _log_base(base)
+    xp, p_, q_, finish, ax = _prepare_pair(p, q, axis)
+    positive = p_ > 0
+    q_pos = q_ > 0
+    safe_q = where_safe(xp, positive & q_pos, q_, 1.0)
+    terms = xp.where(
+        positive,
+        xp.where(q_pos, -p_ * xp.log(safe_q), xp.full_like(p_, math.inf)),
+        xp.zeros_like(p_),
+    )
+    return finish(xp.sum(terms, axis=ax) / scale)
+
+
+def js_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+    r"""Jensen-Shannon divergence, :math:`\tfrac12 D(p\,\|\,m) + \tfrac12 D(q\,\|\,m)` with :math:`m = (p+q)/2`.
+
+    Symmetric, always finite, and at most :math:`\ln 2` nats (1 bit); its square root is a metric
+    (Endres & Schindelin 2003).
+
+    Raises
+    ------
+    ValueError
+        As :func:`kl_divergence`.
+    """
+    scale = _log_base(base)
+    xp, p_, q_, finish, ax = _prepare_pair(p, q, axis)
+    m = 0.5 * p_ + 0.5 * q_
+    terms = 0.5 * kl_terms(xp, p_, m) + 0.5 * kl_terms(xp, q_, m)
+    return finish(xp.sum(terms, axis=ax) / scale)
+
+
+def mutual_information(joint: ArrayLike, *, base: float | None = None) -> Any:
+    r"""Mutual information from a joint probability table, :math:`I(X;Y) = D_{\mathrm{KL}}(p_{XY}\,\|\,p_X\otimes p_Y)`.
+
+    .. math::
+
+        I(X;Y) = \sum_{x,y} p(x,y) \log\frac{p(x,y)}{p(x)\,p(y)}
+
+    Parameters
+    ----------
+    joint
+        Array of shape ``(..., n_x, n_y)`` summing to 1 over its last two axes; leading axes are a batch.
+
+    Raises
+    ------
+    ValueError
+        If ``joint`` has fewer than 2 dimensions, or as :func:`kl_divergence`.
+    """
+    scale = _log_base(base)
+    tolerance = _tolerance(joint)
+    xp, (joint_,), finish = prepare(("joint",), joint)
+    if joint_.ndim < 2:
+        raise ValueError(f"joint must be a 2-D table (or a batch of them), got shape {tuple(joint_.shape)}")
+    _check_distribution("joint", joint_, (joint_.ndim - 2, joint_.ndim - 1), tolerance)
+    p_x = xp.sum(joint_, axis=-1)
+    p_y = xp.sum(joint_, axis=-2)
+    product = p_x[..., :, None] * p_y[..., None, :]
+    terms = kl_terms(xp, joint_, product)
+    return finish(xp.sum(xp.sum(terms, axis=-1), axis=-1) / scale)

@@ -1,0 +1,90 @@
+"""Monte Carlo estimators of D(q||p) from samples of q (Schulman, "Approximating KL divergence", 2020).
+
+With samples x ~ q and the log-ratio ell = log p(x) - log q(x), three per-sample estimators are
+
+* k1 = -ell                      unbiased, high variance, individual values can be negative;
+* k2 = ell^2 / 2                 biased (low bias when p is close to q), always >= 0;
+* k3 = (e^ell - 1) - ell         unbiased (since E_q[e^ell] = 1), always >= 0, usually low variance.
+
+Arguments come as log-densities evaluated at the samples, in the order of the divergence: ``log_q`` first
+(the distribution the samples come from), then ``log_p``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, NamedTuple
+
+from ._array import ArrayLike, normalize_axis, prepare, require_finite
+from ._numerics import MODERATE_LIMIT, half_g_moderate, where_safe
+
+__all__ = ["k1", "k2", "k3", "mc_kl", "MCEstimate"]
+
+
+def _log_ratio(log_q: ArrayLike, log_p: ArrayLike) -> tuple[Any, Any, Any]:
+    xp, (log_q_, log_p_), finish = prepare(("log_q", "log_p"), log_q, log_p)
+    require_finite("log_q", log_q_)
+    # log_p = -inf is legitimate (a sample where p vanishes): k1 and k3 are then +inf, as is D(q||p).
+    return xp, log_p_ - log_q_, finish
+
+
+def k1(log_q: ArrayLike, log_p: ArrayLike) -> Any:
+    r"""Per-sample :math:`k_1 = \log q(x) - \log p(x)`; its mean over x ~ q is unbiased for D(q||p)."""
+    xp, ell, finish = _log_ratio(log_q, log_p)
+    return finish(-ell)
+
+
+def k2(log_q: ArrayLike, log_p: ArrayLike) -> Any:
+    r"""Per-sample :math:`k_2 = \tfrac12(\log p(x) - \log q(x))^2`; biased, non-negative."""
+    xp, ell, finish = _log_ratio(log_q, log_p)
+    return finish(0.5 * ell * ell)
+
+
+def k3(log_q: ArrayLike, log_p: ArrayLike) -> Any:
+    r"""Per-sample :math:`k_3 = (r - 1) - \log r` with :math:`r = p(x)/q(x)`; unbiased, non-negative.
+
+    Evaluated without the cancellation of ``expm1(ell) - ell`` for small ``ell``.
+    """
+    xp, ell, finish = _log_ratio(log_q, log_p)
+    moderate = xp.abs(ell) <= MODERATE_LIMIT
+    ell_mod = where_safe(xp, moderate, ell, 0.0)
+    ell_far = where_safe(xp, ~moderate, ell, -2 * MODERATE_LIMIT)
+    far = xp.expm1(ell_far) - ell_far
+    return finish(xp.where(moderate, 2.0 * half_g_moderate(xp, ell_mod), far))
+
+
+class MCEstimate(NamedTuple):
+    """A Monte Carlo estimate and its standard error (sample standard deviation / sqrt(n))."""
+
+    estimate: Any
+    std_error: Any
+
+
+_ESTIMATORS = {"k1": k1, "k2": k2, "k3": k3}
+
+
+def mc_kl(
+    log_q: ArrayLike,
+    log_p: ArrayLike,
+    *,
+    estimator: Literal["k1", "k2", "k3"] = "k3",
+    axis: int = -1,
+) -> MCEstimate:
+    """Monte Carlo estimate of D(q||p) from log-densities at samples x ~ q, averaged along ``axis``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown estimator, NaN inputs, fewer than two samples, or shapes that do not broadcast.
+    """
+    if estimator not in _ESTIMATORS:
+        raise ValueError(f"estimator must be one of {sorted(_ESTIMATORS)}, got {estimator!r}")
+    values = _ESTIMATORS[estimator](log_q, log_p)
+    xp, (values_,), finish = prepare(("samples",), values)
+    ax = normalize_axis(axis, values_.ndim, "log_q")
+    n = values_.shape[ax]
+    if n < 2:
+        raise ValueError(f"need at least 2 samples along axis {axis}, got {n}")
+    mean = xp.mean(values_, axis=ax)
+    std = xp.std(values_, axis=ax, correction=1)
+    return MCEstimate(finish(mean), finish(std / math.sqrt(n)))

@@ -1,0 +1,72 @@
+"""Notebook hygiene: nbval passes vacuously on a notebook whose cells were never executed and ignores
+images, so every committed chapter is checked here for being stored fully executed, in order, cleanly."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+MACHINE_PATH = re.compile(r"""(^|[\s'"(])/(home|root|tmp|usr|work|opt|var|private|Users)/[\w.-]+/""")
+MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]{6,}")
+TIMING = re.compile(r"\b\d+(\.\d+)?\s*(ms|µs|us|s|sec|seconds)\b.*\b(elapsed|took|per loop|wall)", re.I)
+
+
+def _code_cells(path: Path) -> list[dict]:
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    return [c for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part.get("chapters", [])]
+    return files
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found under book/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_fully_executed_in_order(path):
+    counts = [c.get("execution_count") for c in _code_cells(path)]
+    assert counts, f"{path.name} has no code cells"
+    assert None not in counts, f"{path.name}: {counts.count(None)} code cell(s) never executed"
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: not run top to bottom once: {counts}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_outputs_are_clean(path):
+    for index, cell in enumerate(_code_cells(path)):
+        for output in cell.get("outputs", []):
+            where = f"{path.name}, code cell {index}"
+            assert output["output_type"] != "error", f"{where}: error output"
+            assert not (output["output_type"] == "stream" and output.get("name") == "stderr"), (
+                f"{where}: stderr output {''.join(output.get('text', ''))[:80]!r}"
+            )
+            text = json.dumps(output)
+            assert not MACHINE_PATH.search(text), f"{where}: a machine path in the output"
+            assert not MEMORY_ADDRESS.search(text), f"{where}: a memory address in the output"
+            assert not TIMING.search(text), f"{where}: a timing in the output"
+            assert "np.float64(" not in text, f"{where}: a numpy scalar repr; print with a format string"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_imports_klbook(path):
+    source = "\n".join("".join(c["source"]) for c in _code_cells(path))
+    assert re.search(r"^\s*(from klbook|import klbook)", source, re.M), f"{path.name} does not import klbook"
+
+
+def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
+    listed = set(_toc_files())
+    for path in NOTEBOOKS:
+        assert path.relative_to(ROOT).with_suffix("").as_posix() in listed, f"{path.name} is not in _toc.yml"
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), f"{entry} is missing"
