@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import ArrayLike, _is_torch, detached_numpy, normalize_axis, prepare
+from ._array import quiet_floating_point, ArrayLike, _is_torch, detached_numpy, normalize_axis, prepare
 from ._numerics import MODERATE_LIMIT, half_g_moderate, log_ratio, where_safe
 
 __all__ = ["kl_divergence", "entropy", "cross_entropy", "js_divergence", "mutual_information"]
@@ -60,6 +60,7 @@ def _log_base(base: float | None) -> float:
     return math.log(base)
 
 
+@quiet_floating_point
 def kl_terms(xp: Any, p: Any, q: Any) -> Any:
     r"""Elementwise :math:`p\ln(p/q) - p + q \ge 0`; its sum is D(p||q) when p and q both sum to 1.
 
@@ -91,6 +92,7 @@ def _prepare_pair(p: ArrayLike, q: ArrayLike, axis: int) -> tuple[Any, Any, Any,
     return xp, p_, q_, finish, ax
 
 
+@quiet_floating_point
 def kl_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
     r"""Kullback-Leibler divergence of discrete distributions, :math:`D_{\mathrm{KL}}(p\,\|\,q)`.
 
@@ -121,6 +123,7 @@ def kl_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | N
     return finish(xp.sum(kl_terms(xp, p_, q_), axis=ax) / scale)
 
 
+@quiet_floating_point
 def entropy(p: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
     r"""Shannon entropy :math:`H(p) = -\sum_i p_i \log p_i`, with 0 log 0 = 0.
 
@@ -139,6 +142,7 @@ def entropy(p: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
     return finish(xp.sum(terms, axis=ax) / scale)
 
 
+@quiet_floating_point
 def cross_entropy(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
     r"""Cross-entropy :math:`H(p, q) = -\sum_i p_i \log q_i = H(p) + D_{\mathrm{KL}}(p\,\|\,q)`.
 
@@ -162,6 +166,7 @@ def cross_entropy(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | N
     return finish(xp.sum(terms, axis=ax) / scale)
 
 
+@quiet_floating_point
 def js_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
     r"""Jensen-Shannon divergence, :math:`\tfrac12 D(p\,\|\,m) + \tfrac12 D(q\,\|\,m)` with :math:`m = (p+q)/2`.
 
@@ -180,6 +185,7 @@ def js_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | N
     return finish(xp.sum(terms, axis=ax) / scale)
 
 
+@quiet_floating_point
 def mutual_information(joint: ArrayLike, *, base: float | None = None) -> Any:
     r"""Mutual information from a joint probability table, :math:`I(X;Y) = D_{\mathrm{KL}}(p_{XY}\,\|\,p_X\otimes p_Y)`.
 

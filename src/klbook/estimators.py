@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, NamedTuple
 
-from ._array import ArrayLike, normalize_axis, prepare, require_finite
+from ._array import quiet_floating_point, ArrayLike, normalize_axis, prepare, require_finite
 from ._numerics import MODERATE_LIMIT, half_g_moderate, where_safe
 
 __all__ = ["k1", "k2", "k3", "mc_kl", "MCEstimate"]
@@ -28,18 +28,21 @@ def _log_ratio(log_q: ArrayLike, log_p: ArrayLike) -> tuple[Any, Any, Any]:
     return xp, log_p_ - log_q_, finish
 
 
+@quiet_floating_point
 def k1(log_q: ArrayLike, log_p: ArrayLike) -> Any:
     r"""Per-sample :math:`k_1 = \log q(x) - \log p(x)`; its mean over x ~ q is unbiased for D(q||p)."""
     xp, ell, finish = _log_ratio(log_q, log_p)
     return finish(-ell)
 
 
+@quiet_floating_point
 def k2(log_q: ArrayLike, log_p: ArrayLike) -> Any:
     r"""Per-sample :math:`k_2 = \tfrac12(\log p(x) - \log q(x))^2`; biased, non-negative."""
     xp, ell, finish = _log_ratio(log_q, log_p)
     return finish(0.5 * ell * ell)
 
 
+@quiet_floating_point
 def k3(log_q: ArrayLike, log_p: ArrayLike) -> Any:
     r"""Per-sample :math:`k_3 = (r - 1) - \log r` with :math:`r = p(x)/q(x)`; unbiased, non-negative.
 
@@ -63,6 +66,7 @@ class MCEstimate(NamedTuple):
 _ESTIMATORS = {"k1": k1, "k2": k2, "k3": k3}
 
 
+@quiet_floating_point
 def mc_kl(
     log_q: ArrayLike,
     log_p: ArrayLike,

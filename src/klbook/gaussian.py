@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ._array import ArrayLike, _is_torch, detached_numpy, prepare, require_finite, require_positive
+from ._array import quiet_floating_point, ArrayLike, _is_torch, detached_numpy, prepare, require_finite, require_positive
 from ._numerics import (
+    half_g_moderate,
     half_g_of_exact_diff,
     half_g_of_ratio,
     half_square,
@@ -37,6 +38,7 @@ def _scaled_difference(xp: Any, mu_p: Any, mu_q: Any, scale_q: Any) -> Any:
     return base / scale_q * doubling
 
 
+@quiet_floating_point
 def kl_normal(mu_p: ArrayLike, sigma_p: ArrayLike, mu_q: ArrayLike, sigma_q: ArrayLike) -> Any:
     r"""KL divergence between univariate Gaussians given by their standard deviations.
 
@@ -88,6 +90,7 @@ def _check_vector(name: str, x: Any) -> None:
         raise ValueError(f"{name} must have at least one dimension (the latent dimension is the last axis)")
 
 
+@quiet_floating_point
 def kl_diag_normal(
     mu_p: ArrayLike, logvar_p: ArrayLike, mu_q: ArrayLike, logvar_q: ArrayLike
 ) -> Any:
@@ -128,6 +131,7 @@ def kl_diag_normal(
     return finish(xp.sum(_diag_terms(xp, *arrays), axis=-1))
 
 
+@quiet_floating_point
 def kl_std_normal(mu: ArrayLike, logvar: ArrayLike) -> Any:
     r"""The VAE KL term :math:`D_{\mathrm{KL}}(\mathcal N(\mu, \operatorname{diag} e^{\text{logvar}})\,\|\,\mathcal N(0, I))`.
 
@@ -195,6 +199,7 @@ def _solve_lower(xp: Any, lower: Any, rhs: Any) -> Any:
     return solved.reshape(batch + solved.shape[-2:])
 
 
+@quiet_floating_point
 def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike) -> Any:
     r"""KL divergence between multivariate Gaussians with full covariance matrices.
 
@@ -251,10 +256,34 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     variance_terms = xp.sum(half_g_of_ratio(xp, *xp.broadcast_arrays(diag_p, diag_q)), axis=-1)
     tril = xp.tril(m, k=-1)
     off_diagonal = 0.5 * xp.sum(xp.sum(tril * tril, axis=-1), axis=-1)
+    # When the covariances are close, the separately rounded Cholesky factors no longer carry their
+    # difference: use the exact difference instead (see _close_covariance_terms).
+    close_terms, close = _close_covariance_terms(xp, chol_q, cov_p, cov_q)
+    covariance_terms = xp.where(close, close_terms, variance_terms + off_diagonal)
     mean_term = xp.sum(half_square(z), axis=-1)
-    return finish(variance_terms + off_diagonal + mean_term)
+    return finish(covariance_terms + mean_term)
 
 
+def _close_covariance_terms(xp: Any, chol_q: Any, cov_p: Any, cov_q: Any) -> tuple[Any, Any]:
+    r"""The covariance part of the KL, accurate when cov_p is close to cov_q.
+
+    With :math:`\Delta = \Sigma_q - \Sigma_p` (exact where the entries are within a factor 2) and
+    :math:`D = L_q^{-1}\Delta L_q^{-\top}`, the eigenvalues of :math:`L_q^{-1}\Sigma_p L_q^{-\top}` are
+    :math:`s_i = 1 - \lambda_i(D)`, and the covariance part of the KL is
+    :math:`\tfrac12\sum_i (s_i - 1 - \ln s_i)`, evaluated through ``log1p(-lambda)``. Returned with a
+    mask of the batch entries where every :math:`|\lambda_i| \le 1/2`, the range where this is accurate.
+    """
+    solved = _solve_lower(xp, chol_q, cov_q - cov_p)
+    d = _solve_lower(xp, chol_q, xp.matrix_transpose(solved))
+    d = 0.5 * (d + xp.matrix_transpose(d))
+    eigenvalues = xp.linalg.eigvalsh(d)
+    close = xp.max(xp.abs(eigenvalues), axis=-1) <= 0.5
+    safe = where_safe(xp, close[..., None], eigenvalues, 0.0)
+    terms = half_g_moderate(xp, xp.log1p(-safe))
+    return xp.sum(terms, axis=-1), close
+
+
+@quiet_floating_point
 def normal_logpdf(x: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> Any:
     r"""Log density of :math:`\mathcal N(\mu, \sigma^2)` at ``x``:
     :math:`-\tfrac12\ln(2\pi) - \ln\sigma - \tfrac12((x-\mu)/\sigma)^2`."""
