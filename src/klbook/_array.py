@@ -101,14 +101,14 @@ def detached_numpy(a: Any) -> np.ndarray:
 def require_finite(name: str, a: Any) -> None:
     values = detached_numpy(a)
     if not np.isfinite(values).all():
-        raise ValueError(f"{name} must be finite; it contains {values[~np.isfinite(values)].flat[0]}")
+        raise ValueError(f"{name} must be finite; it contains {float(values[~np.isfinite(values)].flat[0])}")
 
 
 def require_positive(name: str, a: Any) -> None:
     values = detached_numpy(a)
     require_finite(name, a)
     if not (values > 0).all():
-        raise ValueError(f"{name} must be > 0; its smallest value is {values.min()!r}")
+        raise ValueError(f"{name} must be > 0; its smallest value is {float(values.min()):g}")
 
 
 def normalize_axis(axis: int, ndim: int, name: str) -> int:

@@ -36,18 +36,20 @@ def _tolerance(*args: ArrayLike) -> float:
     return SUM_TOLERANCE
 
 
-def _check_distribution(name: str, x: Any, axes: tuple[int, ...], tolerance: float) -> None:
+def _check_distribution(
+    name: str, x: Any, axes: tuple[int, ...], tolerance: float, axis_label: object = None
+) -> None:
     values = detached_numpy(x)
     if not np.isfinite(values).all():
-        raise ValueError(f"{name} must be finite; it contains {values[~np.isfinite(values)].flat[0]}")
+        raise ValueError(f"{name} must be finite; it contains {float(values[~np.isfinite(values)].flat[0])}")
     if (values < 0).any():
-        raise ValueError(f"{name} must be non-negative; its smallest entry is {values.min()!r}")
+        raise ValueError(f"{name} must be non-negative; its smallest entry is {float(values.min()):g}")
     if values.size == 0 or any(values.shape[a] == 0 for a in axes):
         raise ValueError(f"{name} is empty along the axis of the distribution")
     deviation = float(np.abs(values.sum(axis=axes) - 1.0).max())
     if deviation > tolerance:
         raise ValueError(
-            f"{name} must sum to 1 along axis {axes[0] if len(axes) == 1 else axes}; "
+            f"{name} must sum to 1 along axis {axes if axis_label is None else axis_label}; "
             f"it is off by {deviation:.3g} (tolerance {tolerance:g})"
         )
 
@@ -87,8 +89,8 @@ def _prepare_pair(p: ArrayLike, q: ArrayLike, axis: int) -> tuple[Any, Any, Any,
     tolerance = _tolerance(p, q)
     xp, (p_, q_), finish = prepare(("p", "q"), p, q)
     ax = normalize_axis(axis, p_.ndim, "p")
-    _check_distribution("p", p_, (ax,), tolerance)
-    _check_distribution("q", q_, (ax,), tolerance)
+    _check_distribution("p", p_, (ax,), tolerance, axis)
+    _check_distribution("q", q_, (ax,), tolerance, axis)
     return xp, p_, q_, finish, ax
 
 
@@ -136,7 +138,7 @@ def entropy(p: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
     tolerance = _tolerance(p)
     xp, (p_,), finish = prepare(("p",), p)
     ax = normalize_axis(axis, p_.ndim, "p")
-    _check_distribution("p", p_, (ax,), tolerance)
+    _check_distribution("p", p_, (ax,), tolerance, axis)
     positive = p_ > 0
     terms = xp.where(positive, -p_ * xp.log(where_safe(xp, positive, p_, 1.0)), xp.zeros_like(p_))
     return finish(xp.sum(terms, axis=ax) / scale)
@@ -181,6 +183,9 @@ def js_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | N
     scale = _log_base(base)
     xp, p_, q_, finish, ax = _prepare_pair(p, q, axis)
     m = 0.5 * p_ + 0.5 * q_
+    # Halving the smallest subnormals rounds to 0; there p + q (exact) keeps m > 0 where p or q is,
+    # and the affected terms are far below the float64 range anyway.
+    m = xp.where(m > 0, m, p_ + q_)
     terms = 0.5 * kl_terms(xp, p_, m) + 0.5 * kl_terms(xp, q_, m)
     return finish(xp.sum(terms, axis=ax) / scale)
 
@@ -208,7 +213,7 @@ def mutual_information(joint: ArrayLike, *, base: float | None = None) -> Any:
     xp, (joint_,), finish = prepare(("joint",), joint)
     if joint_.ndim < 2:
         raise ValueError(f"joint must be a 2-D table (or a batch of them), got shape {tuple(joint_.shape)}")
-    _check_distribution("joint", joint_, (joint_.ndim - 2, joint_.ndim - 1), tolerance)
+    _check_distribution("joint", joint_, (joint_.ndim - 2, joint_.ndim - 1), tolerance, "(-2, -1)")
     p_x = xp.sum(joint_, axis=-1)
     p_y = xp.sum(joint_, axis=-2)
     product = p_x[..., :, None] * p_y[..., None, :]

@@ -1,0 +1,263 @@
+"""Tests of klbook.gaussian: ULP accuracy against mpmath on hard grids, quadrature, Monte Carlo,
+torch.distributions, properties, autograd, return kinds and bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import integrate, stats
+from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
+
+from klbook import kl_diag_normal, kl_mvn, kl_normal, kl_std_normal, normal_logpdf
+from klbook.accuracy import (
+    GRID_FUNCTIONS,
+    hard_grids,
+    reference_kl_diag_normal,
+    reference_kl_mvn,
+    reference_kl_normal,
+    reference_kl_std_normal,
+    ulp_error,
+)
+
+FUNCTIONS = {
+    "kl_normal": (kl_normal, reference_kl_normal),
+    "kl_diag_normal": (kl_diag_normal, reference_kl_diag_normal),
+    "kl_std_normal": (kl_std_normal, reference_kl_std_normal),
+    "kl_mvn": (kl_mvn, reference_kl_mvn),
+}
+# Full covariances go through Cholesky factors and triangular solves, whose rounding errors scale with the
+# matrices' condition number: on the (well-conditioned, k = 4) grids the bound is 8 ULP, not 4.
+ULP_BOUND = {"kl_normal": 4, "kl_diag_normal": 4, "kl_std_normal": 4, "kl_mvn": 8}
+GAUSSIAN_GRIDS = [g for g in hard_grids() if GRID_FUNCTIONS[g.split(":")[0]] in FUNCTIONS]
+
+
+@pytest.mark.parametrize("grid", GAUSSIAN_GRIDS)
+def test_float64_results_within_a_few_ulp_of_mpmath(grid):
+    function = GRID_FUNCTIONS[grid.split(":")[0]]
+    fn, reference = FUNCTIONS[function]
+    inputs = hard_grids()[grid]
+    errors = ulp_error(fn(*inputs.values()), reference(*inputs.values()))
+    assert errors.max() <= ULP_BOUND[function], f"{grid}: max error {errors.max():.3g} ULP"
+
+
+# Grids whose inputs are not representable in float32 (1e-150, logvar -1400) are float64-only.
+FLOAT32_GRIDS = [
+    g for g in GAUSSIAN_GRIDS if not g.startswith("mvn") and g not in ("normal: extreme ratios", "diag: large logvars")
+]
+
+
+@pytest.mark.parametrize("grid", FLOAT32_GRIDS)
+def test_float32_results_within_1_ulp_of_the_exact_value(grid):
+    function = GRID_FUNCTIONS[grid.split(":")[0]]
+    fn, reference = FUNCTIONS[function]
+    inputs32 = {k: np.asarray(v, dtype=np.float32) for k, v in hard_grids()[grid].items()}
+    exact = reference(*[v.astype(np.float64) for v in inputs32.values()])
+    with np.errstate(over="ignore"):  # exact values beyond float32's range round to inf, as they should
+        exact32 = exact.astype(np.float32).astype(np.float64)
+    computed = fn(*[torch.from_numpy(v) for v in inputs32.values()])
+    assert computed.dtype == torch.float32
+    errors = ulp_error(computed.double(), exact32, dtype=np.float32)
+    assert errors.max() <= 1, f"{grid}: max error {errors.max():.3g} float32 ULP"
+
+
+def test_float32_logvar_near_89_does_not_overflow_early():
+    logvar = torch.tensor([[88.5]], dtype=torch.float32)
+    value = kl_std_normal(torch.zeros_like(logvar), logvar)
+    assert torch.isfinite(value).all()
+    exact = reference_kl_std_normal(np.zeros((1, 1)), logvar.double().numpy())
+    assert ulp_error(value.double(), exact.astype(np.float32).astype(np.float64), dtype=np.float32).max() <= 1
+
+
+def test_logvar_just_beyond_exp_overflow_is_still_finite():
+    # exp(710) overflows float64 but the KL, ~exp(710)/2, does not.
+    value = kl_std_normal([0.0], [710.0])
+    assert math.isfinite(value)
+    assert ulp_error(value, reference_kl_std_normal([0.0], [710.0])) <= 4
+
+
+@pytest.mark.parametrize(
+    ("mu_p", "sigma_p", "mu_q", "sigma_q"),
+    [(0.0, 1.0, 0.0, 2.0), (0.3, 0.5, -1.0, 1.7), (2.0, 3.0, 0.0, 0.8), (0.0, 1.0 + 1e-3, 0.0, 1.0)],
+)
+def test_kl_normal_matches_quadrature(mu_p, sigma_p, mu_q, sigma_q):
+    p, q = stats.norm(mu_p, sigma_p), stats.norm(mu_q, sigma_q)
+    value, _ = integrate.quad(
+        lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -np.inf, np.inf, epsabs=1e-14, epsrel=1e-12
+    )
+    assert kl_normal(mu_p, sigma_p, mu_q, sigma_q) == pytest.approx(value, rel=1e-9, abs=1e-13)
+
+
+def test_kl_diag_normal_matches_monte_carlo():
+    rng = np.random.default_rng(5)
+    mu_p, logvar_p = np.array([0.5, -0.3, 1.0]), np.array([-0.5, -1.0, 0.4])
+    mu_q, logvar_q = np.array([0.0, 0.2, 0.5]), np.array([0.0, 0.3, -0.2])
+    sigma_p, sigma_q = np.exp(0.5 * logvar_p), np.exp(0.5 * logvar_q)
+    x = mu_p + sigma_p * rng.standard_normal((200_000, 3))
+    log_ratio = (normal_logpdf(x, mu_p, sigma_p) - normal_logpdf(x, mu_q, sigma_q)).sum(axis=-1)
+    estimate, std_error = log_ratio.mean(), log_ratio.std(ddof=1) / math.sqrt(len(log_ratio))
+    assert abs(kl_diag_normal(mu_p, logvar_p, mu_q, logvar_q) - estimate) < 4 * std_error
+
+
+def test_agrees_with_torch_distributions_where_torch_is_accurate():
+    torch.manual_seed(1)
+    mu_p, mu_q = torch.randn(20, 3, dtype=torch.float64), torch.randn(20, 3, dtype=torch.float64)
+    logvar_p, logvar_q = torch.randn(20, 3, dtype=torch.float64), torch.randn(20, 3, dtype=torch.float64)
+    sigma_p, sigma_q = torch.exp(0.5 * logvar_p), torch.exp(0.5 * logvar_q)
+    torch.testing.assert_close(
+        kl_normal(mu_p, sigma_p, mu_q, sigma_q), kl_divergence(Normal(mu_p, sigma_p), Normal(mu_q, sigma_q))
+    )
+    expected = kl_divergence(Independent(Normal(mu_p, sigma_p), 1), Independent(Normal(mu_q, sigma_q), 1))
+    torch.testing.assert_close(kl_diag_normal(mu_p, logvar_p, mu_q, logvar_q), expected)
+    a = torch.randn(20, 3, 3, dtype=torch.float64)
+    cov_p = a @ a.mT + torch.eye(3)
+    cov_q = cov_p.flip(0)
+    expected = kl_divergence(MultivariateNormal(mu_p, cov_p), MultivariateNormal(mu_q, cov_q))
+    torch.testing.assert_close(kl_mvn(mu_p, cov_p, mu_q, cov_q), expected)
+
+
+def test_vae_example_from_the_book():
+    mu, logvar = np.array([0.5, -0.3]), np.array([-0.5, -1.0])
+    expected = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar))
+    assert kl_std_normal(mu, logvar) == pytest.approx(expected, rel=1e-15)
+
+
+def test_the_three_gaussian_forms_agree():
+    rng = np.random.default_rng(6)
+    mu_p, mu_q = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    logvar_p, logvar_q = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    diag = kl_diag_normal(mu_p, logvar_p, mu_q, logvar_q)
+    univariate = kl_normal(mu_p, np.exp(0.5 * logvar_p), mu_q, np.exp(0.5 * logvar_q)).sum(axis=-1)
+    full = kl_mvn(mu_p, np.exp(logvar_p)[..., None] * np.eye(4), mu_q, np.exp(logvar_q)[..., None] * np.eye(4))
+    np.testing.assert_allclose(univariate, diag, rtol=1e-14)
+    np.testing.assert_allclose(full, diag, rtol=1e-13)
+    zeros = np.zeros_like(mu_p)
+    np.testing.assert_allclose(kl_std_normal(mu_p, logvar_p), kl_diag_normal(mu_p, logvar_p, zeros, zeros), rtol=1e-15)
+
+
+finite = st.floats(-5, 5, allow_nan=False)
+positive = st.floats(0.05, 20, allow_nan=False)
+
+
+@given(finite, positive, finite, positive)
+def test_kl_normal_is_non_negative_and_zero_iff_equal(mu_p, sigma_p, mu_q, sigma_q):
+    value = kl_normal(mu_p, sigma_p, mu_q, sigma_q)
+    assert value >= 0
+    assert kl_normal(mu_p, sigma_p, mu_p, sigma_p) == 0
+    if (mu_p, sigma_p) != (mu_q, sigma_q):
+        assert value > 0
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_gaussian_kl_is_invariant_under_a_shared_affine_map(seed):
+    rng = np.random.default_rng(seed)
+    k = 3
+    a, b = rng.standard_normal((k, k)), rng.standard_normal((k, k))
+    cov_p, cov_q = a @ a.T + 0.5 * np.eye(k), b @ b.T + 0.5 * np.eye(k)
+    mu_p, mu_q = rng.standard_normal(k), rng.standard_normal(k)
+    transform = rng.standard_normal((k, k)) + 3 * np.eye(k)
+    shift = rng.standard_normal(k)
+    mapped = kl_mvn(
+        transform @ mu_p + shift, transform @ cov_p @ transform.T, transform @ mu_q + shift, transform @ cov_q @ transform.T
+    )
+    assert mapped == pytest.approx(kl_mvn(mu_p, cov_p, mu_q, cov_q), rel=1e-8)
+
+
+def test_kl_normal_is_asymmetric_unless_the_variances_are_equal():
+    assert kl_normal(0.0, 1.0, 0.0, 2.0) != pytest.approx(kl_normal(0.0, 2.0, 0.0, 1.0))
+    assert kl_normal(0.0, 1.5, 2.0, 1.5) == pytest.approx(kl_normal(2.0, 1.5, 0.0, 1.5), rel=1e-15)
+
+
+def test_gradcheck_in_float64():
+    torch.manual_seed(2)
+    args = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    assert torch.autograd.gradcheck(lambda a, b, c, d: kl_normal(a, b.exp(), c, d.exp()), args)
+    assert torch.autograd.gradcheck(kl_diag_normal, args)
+    assert torch.autograd.gradcheck(kl_std_normal, args[:2])
+    m = torch.randn(2, 3, 3, dtype=torch.float64)
+    spd = lambda x: x @ x.mT + torch.eye(3, dtype=torch.float64)  # noqa: E731
+    far = [args[0][:2], m.clone().requires_grad_(), args[2][:2], m.flip(0).clone().requires_grad_()]
+    assert torch.autograd.gradcheck(lambda a, b, c, d: kl_mvn(a, spd(b), c, spd(d)), far)
+    close = m.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda b: kl_mvn(args[0][:2], spd(b), args[2][:2], 1.001 * spd(b)), (close,))
+
+
+@pytest.mark.parametrize("logvar", [1e-12, -1e-9, 1e-4, 0.7, -3.0, 50.0, 709.0])
+def test_gradients_stay_finite_and_correct_in_hard_regimes(logvar):
+    # d/dlogvar of 1/2 (e^l - 1 - l) is expm1(l) / 2, which the textbook gradient loses near l = 0.
+    x = torch.tensor([logvar], dtype=torch.float64, requires_grad=True)
+    kl_std_normal(torch.zeros(1, dtype=torch.float64), x).backward()
+    with mpmath.workdps(50):
+        expected = float(mpmath.expm1(mpmath.mpf(logvar)) / 2)
+    assert ulp_error(x.grad, np.array([expected])).max() <= 4
+
+
+def test_gradient_of_kl_normal_near_equal_sigmas():
+    sigma = torch.tensor([1.0 + 1e-10], dtype=torch.float64, requires_grad=True)
+    kl_normal(0.0, sigma, 0.0, torch.tensor([1.0], dtype=torch.float64)).backward()
+    # d/dsigma_p of ln(1/s) + s^2/2 - 1/2 is s - 1/s
+    with mpmath.workdps(50):
+        s = mpmath.mpf(float(sigma.detach()))
+        expected = float(s - 1 / s)
+    assert ulp_error(sigma.grad, np.array([expected])).max() <= 8
+
+
+def test_return_kinds():
+    assert isinstance(kl_normal(0.0, 1.0, 0.0, 2.0), np.float64)
+    assert isinstance(kl_std_normal([0.1], [0.2]), np.float64)
+    assert kl_normal(np.zeros(3), 1.0, 0.0, 2.0).shape == (3,)
+    value = kl_std_normal(torch.zeros(5, 2, dtype=torch.float32), torch.zeros(5, 2, dtype=torch.float32))
+    assert value.dtype == torch.float32 and value.shape == (5,)
+    assert kl_diag_normal(np.zeros((2, 1, 3)), 0.0, np.zeros((4, 3)), 0.0).shape == (2, 4)
+
+
+def test_inputs_are_not_modified_and_stay_on_the_graph():
+    mu = torch.tensor([[0.5, -0.3]], requires_grad=True)
+    logvar = torch.tensor([[-0.5, -1.0]], requires_grad=True)
+    kl_std_normal(mu, logvar).sum().backward()
+    torch.testing.assert_close(mu.grad, mu.detach())
+    torch.testing.assert_close(logvar.grad, 0.5 * torch.expm1(logvar.detach()))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: kl_normal(0.0, 0.0, 0.0, 1.0), r"sigma_p must be > 0; its smallest value is 0"),
+        (lambda: kl_normal(0.0, 1.0, 0.0, -2.0), r"sigma_q must be > 0; its smallest value is -2"),
+        (lambda: kl_normal(0.0, np.inf, 0.0, 1.0), r"sigma_p must be finite"),
+        (lambda: kl_normal(np.nan, 1.0, 0.0, 1.0), r"mu_p contains NaN"),
+        (lambda: kl_normal(np.inf, 1.0, 0.0, 1.0), r"mu_p must be finite"),
+        (lambda: kl_normal(np.zeros(2), 1.0, np.zeros(3), 1.0), r"shapes do not broadcast: mu_p \(2,\).*mu_q \(3,\)"),
+        (lambda: kl_diag_normal(0.0, 0.0, 0.0, 0.0), r"must have at least one dimension"),
+        (lambda: kl_diag_normal([0.0], [np.nan], [0.0], [0.0]), r"logvar_p contains NaN"),
+        (lambda: kl_std_normal([0.0], [np.inf]), r"logvar must be finite"),
+        (lambda: kl_std_normal(torch.zeros(2), torch.tensor([0.0, float("nan")])), r"logvar contains NaN"),
+        (lambda: kl_mvn(np.zeros(2), [[1.0, 0.5], [0.0, 1.0]], np.zeros(2), np.eye(2)), r"cov_p is not symmetric"),
+        (lambda: kl_mvn(np.zeros(2), np.eye(2), np.zeros(2), [[1.0, 2.0], [2.0, 1.0]]), r"cov_q is not positive definite"),
+        (lambda: kl_mvn(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3)), r"dimensions do not match"),
+        (lambda: kl_mvn(np.zeros(2), np.ones(2), np.zeros(2), np.eye(2)), r"cov_p must be a square matrix"),
+        (lambda: kl_mvn(np.zeros(2), np.eye(2) * np.nan, np.zeros(2), np.eye(2)), r"cov_p contains NaN"),
+        (lambda: kl_mvn(np.zeros((3, 2)), np.eye(2), np.zeros((4, 2)), np.eye(2)), r"batch shapes do not broadcast"),
+        (lambda: normal_logpdf(0.0, 0.0, -1.0), r"sigma must be > 0"),
+    ],
+)
+def test_bad_input_raises_a_clear_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_no_runtime_warning_leaks(recwarn):
+    kl_normal(0.0, 1e-300, 0.0, 1e300)
+    kl_std_normal([0.0], [720.0])
+    kl_diag_normal([1e308], [-1e4], [-1e308], [-1e4])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_normal_logpdf_matches_scipy():
+    x = np.linspace(-30, 30, 101)
+    np.testing.assert_allclose(normal_logpdf(x, 0.5, 2.0), stats.norm(0.5, 2.0).logpdf(x), rtol=1e-14)
