@@ -15,15 +15,14 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, NamedTuple
 
-from ._array import quiet_floating_point, ArrayLike, normalize_axis, prepare, require_finite
+from ._array import ArrayLike, normalize_axis, prepare, quiet_floating_point
 from ._numerics import MODERATE_LIMIT, half_g_moderate, where_safe
 
 __all__ = ["k1", "k2", "k3", "mc_kl", "MCEstimate"]
 
 
 def _log_ratio(log_q: ArrayLike, log_p: ArrayLike) -> tuple[Any, Any, Any]:
-    xp, (log_q_, log_p_), finish = prepare(("log_q", "log_p"), log_q, log_p)
-    require_finite("log_q", log_q_)
+    xp, (log_q_, log_p_), finish = prepare(("log_q", "log_p"), log_q, log_p, may_be_infinite=("log_p",))
     # log_p = -inf is legitimate (a sample where p vanishes): k1 and k3 are then +inf, as is D(q||p).
     return xp, log_p_ - log_q_, finish
 
@@ -84,7 +83,7 @@ def mc_kl(
     if estimator not in _ESTIMATORS:
         raise ValueError(f"estimator must be one of {sorted(_ESTIMATORS)}, got {estimator!r}")
     values = _ESTIMATORS[estimator](log_q, log_p)
-    xp, (values_,), finish = prepare(("samples",), values)
+    xp, (values_,), finish = prepare(("samples",), values, may_be_infinite=("samples",))
     ax = normalize_axis(axis, values_.ndim, "log_q")
     n = values_.shape[ax]
     if n < 2:

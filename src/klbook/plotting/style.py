@@ -26,8 +26,18 @@ _STYLE = {
 @contextlib.contextmanager
 def book_style() -> Iterator[None]:
     """Context manager applying the book's matplotlib style (white background, light grid)."""
-    with mpl.rc_context(_STYLE):
-        yield
+    # rc_context restores *all* rcParams on exit, including "interactive", which Jupyter's inline backend
+    # may switch on inside the block (the first figure of a session loads it); restoring it to False
+    # would stop every later figure from being shown. Keep the interactive state the block ended with.
+    interactive = mpl.is_interactive()
+    try:
+        with mpl.rc_context(_STYLE):
+            try:
+                yield
+            finally:
+                interactive = mpl.is_interactive()
+    finally:
+        mpl.interactive(interactive)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: float = 3.6, **kwargs: Any):
