@@ -1,0 +1,61 @@
+"""Tests of klbook.plotting.gaussians: the figures draw what the closed forms say, labelled."""
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from klbook import kl_normal
+from klbook.plotting.gaussians import (
+    plot_gaussian_kl_asymmetry, plot_kl_integrand, plot_vae_kl_map, plot_vae_kl_terms, vae_kl_grid)
+
+
+def test_grid_matches_closed_form_and_minimum():
+    mu, sigma, kl = vae_kl_grid((-2, 2), (0.1, 3), 41)
+    assert mu.shape == sigma.shape == kl.shape == (41, 41)
+    expected = 0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))
+    np.testing.assert_allclose(kl, expected, rtol=1e-12, atol=1e-15)
+    assert np.all(kl >= 0)
+    np.testing.assert_allclose(kl, kl_normal(mu, sigma, 0.0, 1.0), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("bad", [dict(mu_range=(1, 1)), dict(sigma_range=(0, 1)), dict(sigma_range=(-1, 1)),
+                                 dict(n=1), dict(mu_range=(0, np.inf)), dict(mu_range="ab")])
+def test_grid_rejects_bad_input(bad):
+    with pytest.raises(ValueError):
+        vae_kl_grid(**bad)
+
+
+def test_plots_build_and_label():
+    for fig, ax in [plot_kl_integrand(0, 1, 1, 2), plot_vae_kl_map(n=31), plot_gaussian_kl_asymmetry(n=21)]:
+        assert ax.get_xlabel() and ax.get_ylabel()
+        assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+        plt.close(fig)
+    fig, axes = plot_vae_kl_terms(n=21)
+    assert len(axes) == 2 and all(a.get_xlabel() and a.get_ylabel() for a in axes)
+    assert len(axes[1].get_legend().get_texts()) == 3
+    plt.close(fig)
+
+
+def test_integrand_area_is_the_kl():
+    fig, ax = plot_kl_integrand(0.0, 1.0, 1.0, 2.0, n=4001)
+    line = ax.get_lines()[2]
+    x, y = line.get_xdata(), line.get_ydata()
+    area = np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x))
+    assert abs(area - float(kl_normal(0.0, 1.0, 1.0, 2.0))) < 1e-4
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("args", [(0, 0, 1, 1), (0, 1, 1, -1), (np.nan, 1, 0, 1)])
+def test_integrand_rejects_bad_input(args):
+    with pytest.raises(ValueError):
+        plot_kl_integrand(*args)
+
+
+def test_other_validation():
+    with pytest.raises(ValueError):
+        plot_vae_kl_terms(mu_max=0)
+    with pytest.raises(ValueError):
+        plot_gaussian_kl_asymmetry(mean_offset=np.inf)
+    with pytest.raises(ValueError):
+        plot_gaussian_kl_asymmetry(scale_range=(0, 2))
