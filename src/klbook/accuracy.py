@@ -427,5 +427,6 @@ def format_table(rows: list[AccuracyRow]) -> str:
             cells.append(
                 f"{_format_ulp(match[0].max_ulp)} / {_format_ulp(match[0].median_ulp)}" if match else "–"
             )
-        lines.append(f"| `{function}` | {grid.split(': ', 1)[1]} | " + " | ".join(cells) + " |")
+        inputs = grid.split(": ", 1)[1].replace("|", "\\|")  # a literal | would end the Markdown cell
+        lines.append(f"| `{function}` | {inputs} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
