@@ -1,0 +1,161 @@
+"""Sphinx extension for the klbook HTML site: offline MathJax, a clean script stack, real notebook downloads.
+
+Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: book/_ext}``, so a plain
+``jupyter-book build .`` produces the complete site. What it does:
+
+1. **MathJax without network.** Every page that has math loads MathJax 3 from the site itself
+   (``_static/mathjax/tex-mml-chtml.js``), not from a CDN. The MathJax tree comes from the PyPI package
+   ``django-static-mathjax`` (pinned in requirements.txt; it ships MathJax 3's ``es5`` build as the
+   importable package ``mathjax`` and needs nothing else), so ``pip install -r requirements.txt`` is the
+   whole set-up; it is copied into the output when the build finishes. It is deliberately
+   *not* put on ``html_static_path``: Jupyter Book 1 adds every ``.js`` file found there to every page.
+   If the package is missing the build stops with a message that says how to install it.
+2. **No console error on page load.** ``sphinx-thebe`` (always loaded by Jupyter Book 1) adds its inline
+   script ``const THEBE_JS_URL = ...`` after the builder is initialised. Sphinx 7.4 then holds it twice:
+   ``app.add_js_file(None, body=...)`` puts it on the builder with ``filename=None``, and
+   ``prepare_writing`` re-adds every registry asset as ``filename or ''``; the two differ only in
+   ``None`` vs ``''``, so they are not deduplicated. The second ``const`` throws "Identifier
+   'THEBE_JS_URL' has already been declared" on every page. The book has no Thebe button, so the
+   Thebe assets (which would fetch Thebe from a CDN when activated) and Thebe's inline configuration
+   are removed from every page, and the other duplicated inline scripts are deduplicated.
+   The PyData theme also logs "Got invalid theme mode" (a console error) on a reader's first visit
+   because its default mode is empty: ``html_context["default_mode"]`` is set to ``auto`` (follow the
+   reader's system setting; the theme switcher still offers light and dark).
+3. **Solutions open wherever their title is clicked.** ``static/klbook-site.css`` works around a
+   sphinx-togglebutton bug: a click on the "Exercise N" link inside a solution's title threw
+   "button is not defined" and left the solution closed.
+4. **Real notebook download.** The theme's download button links to ``_sources/<page>.ipynb`` with
+   ``target="_blank"``, so a browser shows the notebook's JSON as text. The link gets a ``download``
+   attribute with the file's name instead (template ``templates/article-header-buttons.html``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ExtensionError
+from sphinx.util import logging
+
+__version__ = "1.0.0"
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+
+
+def _mathjax_package() -> Path:
+    """The MathJax 3 distribution inside the ``mathjax`` Python package (from django-static-mathjax)."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or spec.origin is None:
+        return Path("<the Python package 'mathjax'>")
+    return Path(spec.origin).parent / "static" / "mathjax"
+
+
+#: The MathJax component pages load: TeX and MathML input, CommonHTML output (Sphinx's default choice).
+MATHJAX_COMPONENT = "tex-mml-chtml.js"
+#: Folder under the site's ``_static`` that receives MathJax's ``es5`` tree.
+MATHJAX_TARGET = "mathjax"
+INSTALL_HINT = (
+    "MathJax 3 is needed to build the HTML book (it is served from the site, so math renders offline) "
+    "but was not found at {path}. Install it with `pip install -r requirements.txt` (it comes from the "
+    "PyPI package django-static-mathjax), or run `make book`, which does this for you."
+)
+
+
+def mathjax_source() -> Path:
+    """The ``es5`` folder of the installed MathJax 3 distribution; ExtensionError if it is missing."""
+    package = _mathjax_package()
+    es5 = package / "es5"
+    if not (es5 / MATHJAX_COMPONENT).is_file():
+        raise ExtensionError(INSTALL_HINT.format(path=es5))
+    version = json.loads((package / "package.json").read_text(encoding="utf8"))["version"]
+    if not version.startswith("3."):
+        raise ExtensionError(f"MathJax 3 is required, found version {version} at {package}. "
+                             + INSTALL_HINT.format(path=es5))
+    return es5
+
+
+def _configure(app: Sphinx, config: Config) -> None:
+    """Add our templates (before the builder loads any) and fix the theme's default mode."""
+    config.templates_path.insert(0, str(HERE / "templates"))
+    # Our own static folder (one CSS file). Jupyter Book scans only the book's _static for .js files.
+    config.html_static_path.append(str(HERE / "static"))
+    # The PyData theme reads its default colour mode from the template context, not the theme options.
+    config.html_context.setdefault("default_mode", "auto")
+
+
+def _use_local_mathjax(app: Sphinx) -> None:
+    """Point MathJax at the local copy; stop here, before any page is read, if it is not installed."""
+    if app.builder.format != "html":
+        return
+    mathjax_source()
+    app.config.mathjax_path = f"{MATHJAX_TARGET}/{MATHJAX_COMPONENT}"  # relative: served from _static/
+
+
+def _is_thebe(asset: Any) -> bool:
+    filename = getattr(asset, "filename", "") or ""
+    body = getattr(asset, "attributes", {}).get("body", "") or ""
+    return "thebe" in filename or "THEBE_JS_URL" in body
+
+
+def _asset_key(asset: Any) -> tuple:
+    attributes = getattr(asset, "attributes", {})
+    return (getattr(asset, "filename", "") or "", tuple(sorted(attributes.items())))
+
+
+def _drop_thebe_nodes(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Remove the inert Thebe configuration that sphinx-thebe appends to every page."""
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if "text/x-thebe-config" in text or "<script>kernelName =" in text:
+            node.parent.remove(node)
+
+
+def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Drop Thebe's assets, deduplicate scripts, and make the source download a real download."""
+    for key in ("script_files", "css_files"):
+        assets = context.get(key)
+        if not assets:
+            continue
+        seen: set[tuple] = set()
+        kept = []
+        for asset in assets:
+            k = _asset_key(asset)
+            if _is_thebe(asset) or k in seen:
+                continue
+            seen.add(k)
+            kept.append(asset)
+        assets[:] = kept  # in place: Sphinx restores the list from its own copy after each page
+
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []):
+            if button.get("label") == "download-source-button":
+                button["download"] = button["url"].rsplit("/", 1)[-1]
+
+
+def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
+    """Copy MathJax's es5 tree (and its licence) into ``<outdir>/_static/mathjax``."""
+    if exception is not None or app.builder.format != "html":
+        return
+    source = mathjax_source()
+    target = Path(app.outdir) / "_static" / MATHJAX_TARGET
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    shutil.copy2(source.parent / "LICENSE", target / "LICENSE")
+    logger.info("[klbook_site] MathJax copied to %s", target)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("config-inited", _configure, priority=900)
+    app.add_css_file("klbook-site.css")
+    app.connect("builder-inited", _use_local_mathjax)
+    app.connect("doctree-resolved", _drop_thebe_nodes, priority=999)
+    app.connect("html-page-context", _clean_page, priority=999)
+    app.connect("build-finished", _copy_mathjax)
+    return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,447 @@
+"""The built HTML book, read in a real browser (Debian's Chromium driven by Playwright).
+
+Run after building the site: ``make html && make browser`` (``pytest tests -m browser``). The site is
+served from ``_build/html`` (or ``$KLBOOK_SITE``) by a local HTTP server on 127.0.0.1, and every page is
+opened in a fresh browser context:
+
+* every page in ``_toc.yml`` plus Sphinx's own pages (``index.html``, ``genindex.html``, ``search.html``);
+  a separate test makes sure the site holds no other HTML page (nothing the toc does not list);
+* each must answer HTTP 200, log no console error and throw no uncaught exception, load every request
+  from the local server only (anything else is blocked and reported: the book must work offline and
+  must not contact other hosts while it is read), and load every image;
+* math is typeset by the site's own MathJax (no raw TeX left, no MathJax error);
+* solutions of exercises are collapsed; the download button gives a real notebook; Colab and Binder
+  launch buttons are on every chapter; search finds "ELBO";
+* a screenshot of every page in the toc, in light and in dark mode, goes to
+  ``test-artifacts/screenshots/`` for a person to look at.
+
+Without Chromium or Playwright the tests skip with a message saying how to install them, except when
+the environment variable ``CI`` is set: then they fail, because CI must run them.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import socketserver
+import threading
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("KLBOOK_SITE", ROOT / "_build" / "html")).resolve()
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Pages Sphinx writes by itself, not listed in the toc.
+SPECIAL_PAGES = ("index.html", "genindex.html", "search.html")
+#: The search test: a word every reader of the book looks for, and a page it must be found on.
+SEARCH_WORD = "ELBO"
+SEARCH_MUST_FIND = "book/05_vae.html"
+#: Text that is TeX source, which must not be visible once MathJax has typeset a page.
+RAW_TEX = ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{", "\\frac", "\\mathrm", "\\mathbb", "\\mathcal",
+           "\\operatorname", "\\sum", "\\int", "\\log", "\\Vert", "\\|", "\\mid", "\\sigma", "\\mu")
+INLINE_DOLLAR_MATH = re.compile(r"\$[^$\s][^$\n]{0,200}\$")
+
+
+def _unavailable(message: str) -> None:
+    """Skip on a developer's machine; fail in CI, where the browser test must run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def _toc_docnames() -> list[str]:
+    """Docnames (e.g. ``book/01_definition``) of every file in ``_toc.yml``, in reading order."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf8"))
+    names = [toc["root"]]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(str(node["file"]))
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    return [re.sub(r"\.(md|ipynb)$", "", name) for name in names]
+
+
+TOC_DOCNAMES = _toc_docnames()
+TOC_PAGES = [f"{name}.html" for name in TOC_DOCNAMES]
+NOTEBOOK_PAGES = [f"{name}.html" for name in TOC_DOCNAMES if (ROOT / f"{name}.ipynb").is_file()]
+ALL_PAGES = TOC_PAGES + list(SPECIAL_PAGES)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures: the built site, a local HTTP server, Chromium
+# --------------------------------------------------------------------------------------------------
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".ipynb": "application/x-ipynb+json", ".js": "text/javascript"}
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+        pass
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    if not (SITE / "index.html").is_file():
+        _unavailable(f"no built site at {SITE}: build it first with `make html` "
+                     "(jupyter-book build . -W -n --keep-going)")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def base_url(site: Path) -> Iterator[str]:
+    """The site served on 127.0.0.1 at a free port, for the whole session."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    override = os.environ.get("KLBOOK_CHROMIUM")  # another Chromium binary, e.g. for a local check
+    if override:
+        executable = override if Path(override).is_file() else None
+    else:
+        executable = next((p for p in CHROMIUM_CANDIDATES if Path(p).is_file()), shutil.which("chromium"))
+    if not executable:
+        _unavailable("Chromium not found: install Debian's browser with `apt-get install -y chromium` "
+                     "(Playwright's own browser download is not used)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright for Python is not installed: `pip install -r requirements.txt`")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class PageLog:
+    """Everything that went wrong while a page was open."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.failed_requests: list[str] = []
+        self.bad_responses: list[str] = []
+        self.external_requests: list[str] = []
+
+    def problems(self) -> dict[str, list[str]]:
+        found = {
+            "console errors": self.console_errors,
+            "uncaught JavaScript errors": self.page_errors,
+            "failed requests": self.failed_requests,
+            "HTTP errors": self.bad_responses,
+            "requests to other hosts (blocked)": self.external_requests,
+        }
+        return {key: value for key, value in found.items() if value}
+
+
+def _open(browser: object, base_url: str, path: str, *, color_scheme: str = "light"):
+    """A fresh context (no stored state) and page with every event recorded; returns (context, page, log)."""
+    context = browser.new_context(color_scheme=color_scheme, viewport={"width": 1280, "height": 900},
+                                  accept_downloads=True, service_workers="block")
+    log = PageLog(base_url)
+
+    def route(route: object) -> None:
+        url = route.request.url
+        if url.startswith(base_url) or url.startswith(("data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            log.external_requests.append(url)
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and log.console_errors.append(
+        f"{m.text} ({m.location.get('url', '')}:{m.location.get('lineNumber', '')})"))
+    page.on("pageerror", lambda e: log.page_errors.append(str(e)))
+    page.on("requestfailed", lambda r: r.url.startswith(base_url) and log.failed_requests.append(
+        f"{r.url}: {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and log.bad_responses.append(f"{r.status} {r.url}"))
+    return context, page, log
+
+
+def _settle(page: object) -> None:
+    """Wait until every image has loaded or failed and MathJax has typeset the page (if it has math)."""
+    page.evaluate("""async () => {
+        document.querySelectorAll('img[loading="lazy"]').forEach(img => { img.loading = 'eager'; });
+        await Promise.all(Array.from(document.images).map(img => img.complete ? null :
+            new Promise(done => { img.addEventListener('load', done); img.addEventListener('error', done); })));
+    }""")
+    if page.locator("script[src*='mathjax']").count():
+        page.wait_for_function("() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise",
+                               timeout=30_000)
+        page.evaluate("async () => { await window.MathJax.startup.promise; return true; }")
+
+
+def _screenshot_name(path: str, mode: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{path.removesuffix('.html').replace('/', '__')}-{mode}.png"
+
+
+# --------------------------------------------------------------------------------------------------
+# The site as a whole
+# --------------------------------------------------------------------------------------------------
+
+def test_site_has_every_toc_page_and_nothing_else(site: Path) -> None:
+    built = {p.relative_to(site).as_posix() for p in site.rglob("*.html")
+             if not p.relative_to(site).parts[0].startswith("_")}
+    missing = sorted(set(ALL_PAGES) - built)
+    stray = sorted(built - set(ALL_PAGES))
+    assert not missing, f"pages in _toc.yml that were not built: {missing}"
+    assert not stray, f"pages in the site that _toc.yml does not list (exclude them in _config.yml): {stray}"
+
+
+def test_mathjax_is_served_by_the_site(site: Path) -> None:
+    component = site / "_static" / "mathjax" / "tex-mml-chtml.js"
+    assert component.is_file(), "MathJax was not copied into the site (book/_ext/klbook_site.py)"
+    fonts = list((site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert fonts, "MathJax's CommonHTML fonts are missing from the site"
+
+
+# --------------------------------------------------------------------------------------------------
+# Every page: one visit per page and colour mode, recorded once and checked by several tests
+# --------------------------------------------------------------------------------------------------
+
+_INSPECT = """() => {
+    const nodes = Array.from(document.querySelectorAll('span.math, div.math'));
+    const article = document.querySelector('article') || document.body;
+    const copy = article.cloneNode(true);  // the visible prose: no code, outputs, typeset math, scripts
+    copy.querySelectorAll('pre, code, .highlight, .cell_output, .output, mjx-container, script, style, '
+                          + 'textarea, .headerlink').forEach(n => n.remove());
+    // togglebutton hides a collapsed body with visibility: hidden and height 0
+    const visible = el => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})
+        && el.getBoundingClientRect().height > 0;
+    return {
+        theme: document.documentElement.dataset.theme,
+        brokenImages: Array.from(document.images)
+            .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src),
+        math: {
+            count: nodes.length,
+            untypeset: nodes.filter(n => !n.querySelector('mjx-container')).map(n => n.textContent.slice(0, 80)),
+            containers: document.querySelectorAll('mjx-container').length,
+            errors: Array.from(document.querySelectorAll('mjx-merror'))
+                .map(e => e.getAttribute('data-mjx-error') || e.textContent),
+        },
+        prose: copy.textContent,
+        missingAnchors: Array.from(document.querySelectorAll('a[href^="#"]'))
+            .map(a => decodeURIComponent(a.getAttribute('href').slice(1)))
+            .filter(id => id && !document.getElementById(id)),
+        localLinks: Array.from(document.querySelectorAll('a[href]'))
+            .map(a => a.href).filter(h => h.startsWith(location.origin)),
+        solutions: Array.from(document.querySelectorAll('div.solution')).map(sol => ({
+            id: sol.id,
+            dropdown: sol.classList.contains('dropdown'),
+            titleVisible: Array.from(sol.querySelectorAll(':scope > .admonition-title')).some(visible),
+            bodyVisible: Array.from(sol.querySelectorAll(':scope > :not(.admonition-title)')).some(visible),
+        })),
+        launch: Array.from(document.querySelectorAll('.dropdown-launch-buttons a')).map(a => a.href),
+        download: Array.from(document.querySelectorAll('a.btn-download-source-button')).map(a => ({
+            href: a.getAttribute('href'), download: a.getAttribute('download')})),
+    };
+}"""
+
+
+@pytest.fixture(scope="session")
+def visit(browser: object, base_url: str, site: Path):
+    """``visit(path, mode)``: open the page once (cached), settle it, screenshot it, return what was seen."""
+    cache: dict[tuple[str, str], dict] = {}
+
+    def run(path: str, mode: str = "light") -> dict:
+        if (path, mode) in cache:
+            return cache[(path, mode)]
+        if not (site / path).is_file():
+            pytest.fail(f"{path} was not built", pytrace=False)
+        context, page, log = _open(browser, base_url, path, color_scheme=mode)
+        try:
+            response = page.goto(base_url + path, wait_until="load")
+            status = response.status if response is not None else None
+            if path == "index.html":  # a redirect to the root page of the toc
+                page.wait_for_url(f"{base_url}{TOC_PAGES[0]}", wait_until="load")
+            _settle(page)
+            page.wait_for_timeout(200)  # let late console messages arrive
+            report = page.evaluate(_INSPECT)
+            report["url"] = page.url
+            if path in TOC_PAGES:
+                page.screenshot(path=str(_screenshot_name(path, mode)), full_page=True)
+            if mode == "light" and report["solutions"]:  # a click on a solution's title opens it
+                page.locator("div.solution > .admonition-title").first.click()
+                page.wait_for_timeout(400)
+                report["first_solution_opens"] = page.evaluate(
+                    "() => Array.from(document.querySelectorAll('div.solution')[0].querySelectorAll("
+                    "':scope > :not(.admonition-title)')).some(el => el.checkVisibility("
+                    "{checkOpacity: true, checkVisibilityCSS: true}) && el.getBoundingClientRect().height > 0)")
+        finally:
+            context.close()
+        report.update(status=status, problems=log.problems())
+        cache[(path, mode)] = report
+        return report
+
+    return run
+
+
+@pytest.mark.parametrize("path", ALL_PAGES)
+def test_page_reads_cleanly(visit, site: Path, path: str) -> None:
+    """HTTP 200; no console/JS error, failed request or foreign host; images loaded; math typeset."""
+    seen = visit(path)
+    assert seen["status"] == 200, f"{path}: HTTP {seen['status']}"
+    assert not seen["problems"], f"{path}: {json.dumps(seen['problems'], indent=1)}"
+    assert not seen["brokenImages"], f"{path}: images that did not load: {seen['brokenImages']}"
+    math = seen["math"]
+    if math["count"]:
+        assert math["containers"] > 0, f"{path}: has math but MathJax did not typeset it"
+        assert not math["untypeset"], f"{path}: math left untypeset: {math['untypeset'][:5]}"
+    assert not math["errors"], f"{path}: MathJax errors (bad TeX): {math['errors'][:5]}"
+    prose = seen["prose"]
+    raw = [token for token in RAW_TEX if token in prose] + INLINE_DOLLAR_MATH.findall(prose)
+    assert not raw, f"{path}: raw TeX visible in the text: {raw[:10]}"
+    assert not seen["missingAnchors"], \
+        f"{path}: links to anchors that do not exist: {sorted(set(seen['missingAnchors']))}"
+    missing_targets = sorted({link for link in seen["localLinks"]
+                              if not (site / unquote(urlsplit(link).path).lstrip("/")).exists()})
+    assert not missing_targets, f"{path}: links to files that do not exist: {missing_targets}"
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_dark_mode(visit, path: str) -> None:
+    """A reader whose system prefers dark gets the dark theme, with no error (screenshots: test-artifacts/)."""
+    seen = visit(path, "dark")
+    assert seen["theme"] == "dark", f"{path}: shows the {seen['theme']!r} theme to a reader who prefers dark"
+    assert not seen["problems"], f"{path} (dark): {json.dumps(seen['problems'], indent=1)}"
+    assert not seen["brokenImages"], f"{path} (dark): images that did not load: {seen['brokenImages']}"
+    assert visit(path)["theme"] == "light", f"{path}: a reader who prefers light does not get the light theme"
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapters (notebooks): exercises, downloads, launch buttons
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_solutions_are_collapsed(visit, path: str) -> None:
+    solutions = visit(path)["solutions"]
+    open_by_default = [s["id"] for s in solutions if not s["dropdown"] or s["bodyVisible"]]
+    assert not open_by_default, f"{path}: solutions shown open (use `:class: dropdown`): {open_by_default}"
+    assert all(s["titleVisible"] for s in solutions), f"{path}: a solution's title is hidden"
+    if solutions:
+        assert visit(path)["first_solution_opens"], f"{path}: clicking a collapsed solution does not open it"
+
+
+def _notebook_from(data: bytes, where: str) -> dict:
+    import nbformat
+
+    notebook = nbformat.reads(data.decode("utf8"), as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.cells, f"{where}: notebook has no cells"
+    return notebook
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PAGES)
+def test_download_button_gives_the_notebook(browser: object, base_url: str, tmp_path: Path, path: str) -> None:
+    """The download menu's .ipynb entry saves a real notebook file (not JSON shown as text)."""
+    context, page, log = _open(browser, base_url, path)
+    try:
+        page.goto(base_url + path, wait_until="load")
+        link = page.locator("a.btn-download-source-button")
+        assert link.count() == 1, f"{path}: no download button for the notebook"
+        href = link.get_attribute("href")
+        download_name = link.get_attribute("download")
+        assert href and href.endswith(".ipynb"), f"{path}: download link {href!r} is not a notebook"
+        assert download_name and download_name.endswith(".ipynb"), \
+            f"{path}: the download link has no download attribute with a .ipynb name ({download_name!r})"
+        page.locator(".dropdown-download-buttons button.dropdown-toggle").click()
+        with page.expect_download() as info:
+            link.click()
+        download = info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+    finally:
+        context.close()
+    assert saved.name == Path(path).with_suffix(".ipynb").name, f"{path}: downloaded as {saved.name!r}"
+    _notebook_from(saved.read_bytes(), f"{path} download")
+    assert not log.problems(), f"{path}: {json.dumps(log.problems(), indent=1)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PAGES)
+def test_downloaded_notebook_installs_klbook_where_missing(site: Path, path: str) -> None:
+    """The notebook offered for download (and opened by Colab/Binder) starts by installing klbook if needed."""
+    notebook = _notebook_from((site / "_sources" / path).with_suffix(".ipynb").read_bytes(), path)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code, f"{path}: no code cell"
+    first = code[0]
+    assert "remove-cell" in first.metadata.get("tags", []), f"{path}: first code cell is not tagged remove-cell"
+    assert "import klbook" in first.source and "except ImportError" in first.source, \
+        f"{path}: first code cell does not try `import klbook` first"
+    assert "git+https://github.com/klbook/klbook" in first.source, \
+        f"{path}: first code cell does not install klbook from the repository"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PAGES)
+def test_launch_buttons(visit, path: str) -> None:
+    """Colab and Binder open this chapter's notebook from the repository (links only: nothing is fetched)."""
+    hrefs = visit(path)["launch"]
+    notebook = Path(path).with_suffix(".ipynb").as_posix()
+    colab = f"https://colab.research.google.com/github/klbook/klbook/blob/main/{notebook}"
+    binder = f"https://mybinder.org/v2/gh/klbook/klbook/main?urlpath=lab/tree/{notebook}"
+    assert colab in hrefs, f"{path}: no Colab launch button to {colab} (found {hrefs})"
+    assert binder in hrefs, f"{path}: no Binder launch button to {binder} (found {hrefs})"
+
+
+# --------------------------------------------------------------------------------------------------
+# Search
+# --------------------------------------------------------------------------------------------------
+
+def test_search_finds_elbo(browser: object, base_url: str) -> None:
+    context, page, log = _open(browser, base_url, "search.html")
+    try:
+        page.goto(f"{base_url}search.html?q={SEARCH_WORD}", wait_until="load")
+        page.wait_for_selector("ul.search li", timeout=20_000)
+        page.wait_for_function("() => !document.querySelector('#search-progress') || "
+                               "!/Preparing|Searching/.test(document.querySelector('#search-progress').textContent)",
+                               timeout=20_000)
+        results = page.evaluate("() => Array.from(document.querySelectorAll('ul.search li a'))"
+                                ".map(a => a.href)")
+    finally:
+        context.close()
+    found = {urljoin(base_url, urlsplit(r).path)[len(base_url):] for r in results}
+    assert SEARCH_MUST_FIND in found, f"searching {SEARCH_WORD!r} does not find {SEARCH_MUST_FIND} ({sorted(found)})"
+    assert not log.problems(), f"search: {json.dumps(log.problems(), indent=1)}"
