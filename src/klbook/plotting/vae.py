@@ -1,0 +1,243 @@
+"""Figures of chapter 5 (the VAE and its ELBO).
+
+Each function draws one figure in the book's style (:func:`klbook.plotting.style.book_style`) and returns
+``(fig, axes)`` so that a notebook cell is one call. Nothing here computes a result the text relies on:
+the numbers are computed in the chapter and passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .style import book_style, new_figure
+
+__all__ = [
+    "plot_mc_elbo",
+    "plot_gradient_spread",
+    "plot_training_curves",
+    "plot_image_rows",
+    "plot_kl_per_dimension",
+    "plot_rate_distortion",
+    "plot_aggregate_posterior",
+]
+
+
+def _as_1d(name: str, values: Any) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    return array
+
+
+def plot_mc_elbo(
+    n_samples: Sequence[int],
+    estimates: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    elbo: float,
+    log_evidence: float,
+) -> tuple[Any, Any]:
+    r"""Monte Carlo ELBO estimates against the number of samples, with :math:`\pm 2` standard errors.
+
+    Parameters
+    ----------
+    n_samples
+        Sample sizes (x axis, log scale).
+    estimates
+        ``label -> (means, standard_errors)``, one entry per estimator, each of the length of ``n_samples``.
+    elbo, log_evidence
+        The exact ELBO and :math:`\log p(x)`, drawn as horizontal lines.
+    """
+    n = _as_1d("n_samples", n_samples)
+    fig, ax = new_figure(width=6.4, height=3.6)
+    with book_style():
+        for (label, (means, errors)), colour in zip(estimates.items(), ("C0", "C1", "C2")):
+            means, errors = _as_1d("means", means), _as_1d("standard_errors", errors)
+            ax.plot(n, means, "o-", color=colour, ms=3, label=label)
+            ax.fill_between(n, means - 2 * errors, means + 2 * errors, color=colour, alpha=0.2)
+        ax.axhline(elbo, color="k", ls="--", lw=1, label="exact ELBO")
+        ax.axhline(log_evidence, color="C3", ls=":", lw=1.5, label=r"$\log p(x)$")
+        ax.set_xscale("log")
+        ax.set_xlabel("number of samples $z \\sim q$")
+        ax.set_ylabel("ELBO estimate (nats)")
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+    return fig, ax
+
+
+def plot_gradient_spread(
+    dims: Sequence[int], std_reparam: Sequence[float], std_score: Sequence[float]
+) -> tuple[Any, Any]:
+    """Standard deviation of single-sample gradient estimates against the latent dimension (log-log)."""
+    d = _as_1d("dims", dims)
+    fig, ax = new_figure(width=5.2, height=3.4)
+    with book_style():
+        ax.loglog(d, _as_1d("std_score", std_score), "s-", label="score function")
+        ax.loglog(d, _as_1d("std_reparam", std_reparam), "o-", label="reparameterisation")
+        ax.set_xlabel("latent dimension $k$")
+        ax.set_ylabel(r"std of one-sample estimate of $\partial/\partial\mu_1$")
+        ax.legend()
+        fig.tight_layout()
+    return fig, ax
+
+
+def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, Any]:
+    """Per-epoch reconstruction and KL terms (train and test) from a ``train_vae`` history."""
+    epochs = np.arange(1, len(history) + 1)
+    fig, axes = new_figure(1, 2, width=8.0, height=3.2)
+    with book_style():
+        for ax, term, title in zip(
+            axes,
+            ("reconstruction", "kl"),
+            (r"reconstruction $-\mathbb{E}_q[\log p(x\mid z)]$", r"KL term $D(q(z\mid x)\,\|\,p(z))$"),
+        ):
+            for split, style in (("train", "-"), ("test", "--")):
+                ax.plot(epochs, [h[f"{split}_{term}"] for h in history], style, label=split)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("nats per example")
+            ax.set_title(title, fontsize=10)
+            ax.legend()
+        fig.tight_layout()
+    return fig, axes
+
+
+def plot_image_rows(
+    rows: Mapping[str, np.ndarray], *, image_shape: tuple[int, int] = (8, 8), width: float | None = None
+) -> tuple[Any, Any]:
+    """Rows of small grey-scale images, one labelled row per entry of ``rows``, drawn as one mosaic.
+
+    Parameters
+    ----------
+    rows
+        ``label -> array of shape (m, prod(image_shape))`` with values in ``[0, 1]``; all rows the same ``m``.
+    image_shape
+        Shape each flattened image is reshaped to.
+    width
+        Figure width in inches (default: from the number of images per row).
+
+    Raises
+    ------
+    ValueError
+        If the rows hold different numbers of images or an image does not have ``prod(image_shape)`` pixels.
+    """
+    arrays = {label: np.asarray(images, dtype=float) for label, images in rows.items()}
+    counts = {a.shape[0] for a in arrays.values()}
+    if len(counts) != 1:
+        raise ValueError(f"every row must have the same number of images, got {sorted(counts)}")
+    m = counts.pop()
+    h, w = image_shape
+    gap = 1
+    mosaic = np.full((len(arrays) * (h + gap) - gap, m * (w + gap) - gap), np.nan)
+    for r, images in enumerate(arrays.values()):
+        if images.shape[1:] != (h * w,):
+            raise ValueError(f"each image must have {h * w} pixels, got shape {images.shape}")
+        for c in range(m):
+            mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = images[c].reshape(h, w)
+    fig_width = width if width is not None else 0.5 * m + 1.8
+    fig, ax = new_figure(width=fig_width, height=0.55 * len(arrays) + 0.3)
+    with book_style():
+        cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
+        ax.imshow(mosaic, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(len(arrays))])
+        ax.set_yticklabels(list(arrays), fontsize=9)
+        ax.set_xticks([])
+        ax.tick_params(length=0)
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        fig.tight_layout()
+    return fig, ax
+
+
+def plot_kl_per_dimension(
+    kl_by_run: Mapping[str, Sequence[float]],
+    *,
+    threshold: float | None = None,
+    xlabel: str = "latent dimension",
+) -> tuple[Any, Any]:
+    """Grouped bars of the average KL of each latent dimension (nats, symmetric-log scale), one bar colour
+    per run; ``threshold`` draws the activity threshold as a dotted line."""
+    runs = {label: _as_1d(label, values) for label, values in kl_by_run.items()}
+    k = {len(v) for v in runs.values()}
+    if len(k) != 1:
+        raise ValueError("every run must have the same number of latent dimensions")
+    n_dims = k.pop()
+    width = 0.8 / len(runs)
+    fig, ax = new_figure(width=7.0, height=3.4)
+    with book_style():
+        for i, (label, values) in enumerate(runs.items()):
+            ax.bar(np.arange(n_dims) + (i - (len(runs) - 1) / 2) * width, values, width, label=label)
+        if threshold is not None:
+            ax.axhline(threshold, color="k", ls=":", lw=1, label=f"{threshold:g} nats")
+        ax.set_xticks(np.arange(n_dims))
+        ax.set_xticklabels([str(j + 1) for j in range(n_dims)])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("average KL per dimension (nats)")
+        ax.set_yscale("symlog", linthresh=0.01)
+        top = max(float(np.max(v)) for v in runs.values())
+        ax.set_ylim(0.0, max(top, threshold or 0.0) * 8.0)
+        ax.legend(fontsize=8, ncol=3, loc="upper center")
+        fig.tight_layout()
+    return fig, ax
+
+
+def plot_rate_distortion(
+    rates: Sequence[float], distortions: Sequence[float], betas: Sequence[float]
+) -> tuple[Any, Any]:
+    r"""Test-set rate (KL term) against distortion (reconstruction term), one labelled point per :math:`\beta`.
+
+    Dotted lines of slope :math:`-1` are lines of constant ELBO (:math:`-\text{ELBO} = D + R`).
+    """
+    r, dist, b = _as_1d("rates", rates), _as_1d("distortions", distortions), _as_1d("betas", betas)
+    fig, ax = new_figure(width=5.6, height=3.8)
+    with book_style():
+        ax.plot(r, dist, "o-", color="C0", label=r"$\beta$-VAE runs (test set)")
+        for ri, di, bi in zip(r, dist, b):
+            ax.annotate(f"β={bi:g}", (ri, di), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        total = r + dist
+        span = np.linspace(0.0, r.max() * 1.05, 50)
+        for level in (total.min(), np.median(total)):
+            ax.plot(span, level - span, ":", color="grey", lw=1)
+        ax.plot([], [], ":", color="grey", label="constant ELBO")
+        ax.set_xlim(0.0, r.max() * 1.1)
+        ax.set_ylim(dist.min() - 0.1 * np.ptp(dist) - 1, dist.max() + 0.1 * np.ptp(dist) + 1)
+        ax.set_xlabel("rate $R$ = KL term (nats per example)")
+        ax.set_ylabel("distortion $D$ (nats per example)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+    return fig, ax
+
+
+def plot_aggregate_posterior(
+    codes: np.ndarray, labels: np.ndarray | None = None, *, limit: float = 4.0
+) -> tuple[Any, Any]:
+    r"""Scatter of codes drawn from the aggregate posterior, over contours of the prior :math:`\mathcal N(0, I_2)`.
+
+    The contours are drawn at the radii that hold 39%, 86% and 99% of the prior's mass (1, 2 and 3
+    standard deviations in every direction).
+    """
+    z = np.asarray(codes, dtype=float)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"codes must have shape (n, 2), got {z.shape}")
+    fig, ax = new_figure(width=5.0, height=4.4)
+    with book_style():
+        if labels is None:
+            ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.5, label=r"$z \sim q(z)$")
+        else:
+            scatter = ax.scatter(z[:, 0], z[:, 1], c=np.asarray(labels), cmap="tab10", s=3, alpha=0.6)
+            fig.colorbar(scatter, ax=ax, label="digit class", ticks=range(10))
+        t = np.linspace(0, 2 * np.pi, 200)
+        for radius in (1.0, 2.0, 3.0):
+            ax.plot(radius * np.cos(t), radius * np.sin(t), "k-", lw=0.8, alpha=0.7)
+        ax.plot([], [], "k-", lw=0.8, label=r"prior $\mathcal{N}(0, I)$: radius 1, 2, 3")
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel("$z_2$")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+    return fig, ax
