@@ -52,15 +52,9 @@ def where_safe(xp: Any, cond: Any, x: Any, fill: float) -> Any:
 
 def half_g_series(xp: Any, v: Any) -> Any:
     """(e^v - 1 - v) / 2 by its Taylor series; accurate to a few ULP for |v| <= SERIES_LIMIT."""
-    if _is_torch(v):
-        import torch
-
-        # addcmul fuses the multiply and add of each Horner step: one pass over memory instead of two.
-        acc = torch.full_like(v, _HALF_G_COEFFS[-1])
-        for c in reversed(_HALF_G_COEFFS[:-1]):
-            acc = torch.addcmul(torch.tensor(c, dtype=v.dtype, device=v.device), acc, v)
-        return acc * v * v
-    acc = np.full_like(v, _HALF_G_COEFFS[-1])
+    # Horner's rule in place on a fresh accumulator (never part of an autograd graph: under autograd
+    # this runs inside HalfG.forward), so no temporary array is allocated per coefficient.
+    acc = xp.full_like(v, _HALF_G_COEFFS[-1])
     for c in reversed(_HALF_G_COEFFS[:-1]):
         acc *= v
         acc += c
@@ -68,7 +62,43 @@ def half_g_series(xp: Any, v: Any) -> Any:
 
 
 def half_g_moderate(xp: Any, v: Any) -> Any:
-    """(e^v - 1 - v) / 2, accurate for |v| <= MODERATE_LIMIT (series near 0, expm1 elsewhere)."""
+    """(e^v - 1 - v) / 2, accurate for |v| <= MODERATE_LIMIT (series near 0, expm1 elsewhere).
+
+    Under torch autograd the derivative is supplied in closed form, expm1(v) / 2 (accurate, and one
+    node in the graph instead of the series' dozens).
+    """
+    if _is_torch(v) and v.requires_grad:
+        return _half_g_autograd().apply(v)
+    return _half_g_moderate_values(xp, v)
+
+
+_HALF_G_FUNCTION = None
+
+
+def _half_g_autograd() -> Any:
+    """A torch.autograd.Function for half_g_moderate, created on first use (torch is optional)."""
+    global _HALF_G_FUNCTION  # a cache of a class, not state: created once, never modified
+    if _HALF_G_FUNCTION is None:
+        import array_api_compat
+        import torch
+
+        class HalfG(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, v: Any) -> Any:
+                ctx.save_for_backward(v)
+                return _half_g_moderate_values(array_api_compat.array_namespace(v), v)
+
+            @staticmethod
+            def backward(ctx: Any, grad: Any) -> Any:
+                (v,) = ctx.saved_tensors
+                # Written with differentiable ops, so second derivatives work too.
+                return grad * (0.5 * torch.expm1(v))
+
+        _HALF_G_FUNCTION = HalfG
+    return _HALF_G_FUNCTION
+
+
+def _half_g_moderate_values(xp: Any, v: Any) -> Any:
     small = xp.abs(v) <= SERIES_LIMIT
     if all_true(xp, small):
         return half_g_series(xp, v)
