@@ -7,6 +7,15 @@ got (numpy float64 for numpy input; for torch the inputs' dtype and device, diff
 from .discrete import cross_entropy, entropy, js_divergence, kl_divergence, mutual_information
 from .estimators import MCEstimate, k1, k2, k3, mc_kl
 from .gaussian import kl_diag_normal, kl_mvn, kl_normal, kl_std_normal, normal_logpdf
+from .mixtures import (
+    KLDerivatives,
+    NormalFit,
+    fit_normal_to_mixture,
+    kl_normal_mixture,
+    mixture_entropy,
+    mixture_logpdf,
+    reverse_kl_derivatives,
+)
 
 __all__ = [
     "kl_divergence",
@@ -24,6 +33,13 @@ __all__ = [
     "k3",
     "mc_kl",
     "MCEstimate",
+    "mixture_logpdf",
+    "mixture_entropy",
+    "kl_normal_mixture",
+    "fit_normal_to_mixture",
+    "reverse_kl_derivatives",
+    "NormalFit",
+    "KLDerivatives",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,320 @@
+r"""Figures for the chapter on forward and reverse KL (book/06_forward_reverse).
+
+Every divergence drawn here is computed by :mod:`klbook.mixtures` (never re-typed), so a figure can only
+show what the library computes. Each function draws one figure in the book's style and returns
+``(fig, ax)`` or ``(fig, axes)``, as :func:`matplotlib.pyplot.subplots` does.
+
+Conventions: a mixture is ``weights, means, stds`` (standard deviations); a Gaussian fit is a triple
+``(label, mu, sigma)``; the reverse divergence is :math:`D_{\mathrm{KL}}(q\,\|\,p)` with q the Gaussian
+and p the mixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.ticker as mticker
+import numpy as np
+from matplotlib.patches import Ellipse
+
+from ..gaussian import normal_logpdf
+from ..mixtures import kl_normal_mixture, mixture_logpdf
+from .style import book_style, new_figure
+
+__all__ = [
+    "plot_mixture_fits",
+    "reverse_kl_grid",
+    "plot_reverse_landscape",
+    "plot_iterates",
+    "plot_separation_scan",
+    "plot_factorised_fits",
+]
+
+_FIT_STYLES = [("C1", "-"), ("C2", "--"), ("C3", "-."), ("C4", ":"), ("C5", "-"), ("C6", "--")]
+
+
+def _mixture_range(means: Sequence[float], stds: Sequence[float], pad: float = 4.0) -> tuple[float, float]:
+    low = min(m - pad * s for m, s in zip(means, stds))
+    high = max(m + pad * s for m, s in zip(means, stds))
+    return float(low), float(high)
+
+
+def _check_range(name: str, bounds: tuple[float, float], *, positive: bool = False) -> tuple[float, float]:
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of numbers (low, high), got {bounds!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be finite with low < high, got ({low}, {high})")
+    if positive and low <= 0:
+        raise ValueError(f"{name} must be positive (standard deviations), got low = {low}")
+    return low, high
+
+
+def plot_mixture_fits(
+    weights: Sequence[float],
+    means: Sequence[float],
+    stds: Sequence[float],
+    fits: Sequence[tuple[str, float, float]],
+    *,
+    x_range: tuple[float, float] | None = None,
+    n: int = 801,
+    ax: Any = None,
+) -> tuple[Any, Any]:
+    """The mixture density p (shaded) and Gaussian densities ``N(mu, sigma^2)`` drawn over it.
+
+    ``fits`` is a sequence of ``(label, mu, sigma)``; ``ax`` draws into existing axes.
+    """
+    low, high = _check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
+    x = np.linspace(low, high, n)
+    density = np.exp(mixture_logpdf(x, weights, means, stds))
+    with book_style():
+        if ax is None:
+            fig, ax = new_figure(width=6.4, height=3.4)
+        else:
+            fig = ax.figure
+        ax.fill_between(x, density, color="C0", alpha=0.25, label="$p$ (the mixture)")
+        ax.plot(x, density, color="C0", linewidth=1.0)
+        for (label, mu, sigma), (color, style) in zip(fits, _FIT_STYLES):
+            ax.plot(x, np.exp(normal_logpdf(x, mu, sigma)), color=color, linestyle=style, linewidth=2, label=label)
+        ax.set_xlabel("$x$")
+        ax.set_ylabel("density")
+        ax.set_ylim(bottom=0.0)
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+    return fig, ax
+
+
+def reverse_kl_grid(
+    weights: Sequence[float],
+    means: Sequence[float],
+    stds: Sequence[float],
+    mu_range: tuple[float, float],
+    sigma_range: tuple[float, float],
+    n: int = 41,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r""":math:`D_{\mathrm{KL}}(\mathcal N(\mu, \sigma^2)\,\|\,p)` on an ``n`` x ``n`` grid (sigma spaced evenly in
+    :math:`\ln\sigma`), by :func:`klbook.mixtures.kl_normal_mixture`.
+
+    Returns
+    -------
+    mu, sigma, divergence
+        Arrays of shape ``(n, n)``; ``mu`` varies along axis 1, ``sigma`` along axis 0.
+    """
+    mu_lo, mu_hi = _check_range("mu_range", mu_range)
+    s_lo, s_hi = _check_range("sigma_range", sigma_range, positive=True)
+    if int(n) != n or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    mu, sigma = np.meshgrid(np.linspace(mu_lo, mu_hi, int(n)), np.geomspace(s_lo, s_hi, int(n)))
+    return mu, sigma, kl_normal_mixture(mu, sigma, weights, means, stds, "reverse")
+
+
+def plot_reverse_landscape(
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    minima: Sequence[tuple[float, float, float]] = (),
+    saddles: Sequence[tuple[float, float]] = (),
+    paths: Sequence[np.ndarray] = (),
+    levels: Sequence[float] | None = None,
+) -> tuple[Any, Any]:
+    r"""Contour map of the reverse divergence over the mean and standard deviation of q.
+
+    Parameters
+    ----------
+    grid
+        ``(mu, sigma, divergence)`` as returned by :func:`reverse_kl_grid`.
+    minima
+        ``(mu, sigma, divergence)`` of local minima: marked with a star and labelled with the divergence.
+    saddles
+        ``(mu, sigma)`` of saddle points: marked with a cross.
+    paths
+        Arrays of shape ``(steps, 2)`` of iterates ``(mu, sigma)``: drawn as lines from a circle (start).
+    levels
+        Contour levels (nats); by default a fixed ladder up to the largest value on the grid.
+    """
+    mu, sigma, div = grid
+    top = float(np.max(div))
+    if levels is None:
+        ladder = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 20.0)
+        levels = [lv for lv in ladder if float(np.min(div)) < lv < top]
+    with book_style():
+        fig, ax = new_figure(width=6.4, height=4.4)
+        filled = ax.contourf(mu, sigma, div, levels=[0.0] + list(levels), cmap="viridis_r", extend="max")
+        lines = ax.contour(mu, sigma, div, levels=levels, colors="white", linewidths=0.5)
+        ax.clabel(lines, fmt="%g", fontsize=7)
+        for i, path in enumerate(paths):
+            path = np.asarray(path)
+            ax.plot(path[:, 0], path[:, 1], color="black", linewidth=1.2,
+                    label="gradient-descent paths" if i == 0 else None)
+            ax.plot(path[0, 0], path[0, 1], marker="o", color="black", markersize=5, linestyle="none",
+                    label="starting points" if i == 0 else None)
+        for i, (m, s, d) in enumerate(minima):
+            ax.plot(m, s, marker="*", color="red", markersize=14, linestyle="none",
+                    label="local minima" if i == 0 else None)
+            ax.annotate(f"D = {d:.3f}", (m, s), textcoords="offset points", xytext=(10, -16), color="red",
+                        fontsize=9, fontweight="bold",
+                        bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
+        for i, (m, s) in enumerate(saddles):
+            ax.plot(m, s, marker="X", color="orange", markersize=10, linestyle="none",
+                    label="saddle point" if i == 0 else None)
+        ax.set_yscale("log")
+        s_lo, s_hi = float(np.min(sigma)), float(np.max(sigma))
+        nice = [t * 10.0**e for e in range(-3, 4) for t in (1.0, 2.0, 5.0)]
+        ax.set_yticks([t for t in nice if s_lo <= t <= s_hi])
+        ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+        ax.set_xlabel(r"mean $\mu$ of $q$")
+        ax.set_ylabel(r"standard deviation $\sigma$ of $q$ (log scale)")
+        ax.grid(False)
+        colorbar = fig.colorbar(filled, ax=ax, format=mticker.FormatStrFormatter("%g"))
+        colorbar.set_label(r"$D_{\mathrm{KL}}(q\,\|\,p)$ (nats)")
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+        fig.tight_layout()
+    return fig, ax
+
+
+def plot_iterates(
+    weights: Sequence[float],
+    means: Sequence[float],
+    stds: Sequence[float],
+    paths: Sequence[np.ndarray],
+    steps: Sequence[int],
+    *,
+    row_labels: Sequence[str] | None = None,
+    x_range: tuple[float, float] | None = None,
+    n: int = 401,
+) -> tuple[Any, Any]:
+    r"""Small multiples: one row per optimisation run, one column per selected step.
+
+    Each panel shows the mixture p (shaded) and the iterate :math:`q_t = \mathcal N(\mu_t, \sigma_t^2)`
+    (line), with :math:`D_{\mathrm{KL}}(q_t\,\|\,p)` computed by quadrature. ``paths[i][t]`` is
+    ``(mu_t, sigma_t)``.
+    """
+    low, high = _check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
+    for step in steps:
+        for path in paths:
+            if not 0 <= step < len(path):
+                raise ValueError(f"step {step} is outside a path of {len(path)} iterates")
+    x = np.linspace(low, high, n)
+    density = np.exp(mixture_logpdf(x, weights, means, stds))
+    rows, cols = len(paths), len(steps)
+    with book_style():
+        fig, axes = new_figure(rows, cols, width=1.6 * cols + 0.7, height=1.5 * rows + 0.5, sharex=True,
+                               sharey=True, squeeze=False)
+        top = 0.0
+        for i, path in enumerate(paths):
+            for j, step in enumerate(steps):
+                ax = axes[i, j]
+                mu, sigma = (float(v) for v in path[step])
+                q = np.exp(normal_logpdf(x, mu, sigma))
+                top = max(top, float(q.max()), float(density.max()))
+                div = float(kl_normal_mixture(mu, sigma, weights, means, stds, "reverse"))
+                ax.fill_between(x, density, color="C0", alpha=0.3, linewidth=0)
+                ax.plot(x, q, color="C1", linewidth=1.5)
+                ax.text(0.04, 0.95, f"D = {div:.3f}", transform=ax.transAxes, fontsize=8, va="top")
+                if i == 0:
+                    ax.set_title(f"step {step}", fontsize=9)
+                if j == 0:
+                    ax.set_ylabel(row_labels[i] if row_labels is not None else "density", fontsize=8)
+                if i == rows - 1:
+                    ax.set_xlabel("$x$", fontsize=8)
+                ax.tick_params(labelsize=8)
+        axes[0, 0].set_ylim(0.0, 1.05 * top)
+        fig.tight_layout(pad=0.4)
+    return fig, axes
+
+
+def plot_separation_scan(
+    branches: Sequence[dict[str, Any]],
+    *,
+    fold: float,
+    switch: float,
+    bimodal: float,
+    asymptote: float,
+) -> tuple[Any, Any]:
+    r"""Stationary points of the reverse fit to ``0.5 N(-d/2, 1) + 0.5 N(d/2, 1)`` against the separation d.
+
+    Each branch is a dict with keys ``separation``, ``mu``, ``divergence`` (arrays) and ``kind``
+    (``"minimum"`` or ``"saddle"``) and ``label``. Left: the fitted mean of each stationary point, with the
+    component means :math:`\pm d/2` dotted. Right: the divergence of each branch of minima, the
+    separation ``fold`` where the one-mode minima appear, the separation ``switch`` where they become the
+    global minimum, the separation ``bimodal`` beyond which p has two modes, and the horizontal
+    ``asymptote`` (:math:`\ln 2`) that the one-mode divergence approaches.
+    """
+    with book_style():
+        fig, axes = new_figure(1, 2, width=9.0, height=3.6)
+        ax = axes[0]
+        d_all = np.concatenate([np.asarray(b["separation"]) for b in branches])
+        d_line = np.linspace(0.0, float(d_all.max()), 2)
+        ax.plot(d_line, d_line / 2, color="0.6", linestyle=":", linewidth=1, label=r"component means $\pm d/2$")
+        ax.plot(d_line, -d_line / 2, color="0.6", linestyle=":", linewidth=1)
+        styles = {"minimum": "-", "saddle": "--"}
+        for k, b in enumerate(branches):
+            ax.plot(b["separation"], b["mu"], color=b.get("color", f"C{k}"), linestyle=styles[b["kind"]],
+                    linewidth=2 if b["kind"] == "minimum" else 1.2, label=b["label"])
+        for value, color in ((fold, "C3"), (switch, "C2")):
+            ax.axvline(value, color=color, linewidth=0.8)
+        ax.set_xlabel("separation $d$ of the component means")
+        ax.set_ylabel(r"mean $\mu$ of the stationary $q$")
+        ax.legend(loc="upper left", fontsize=7)
+        ax = axes[1]
+        for k, b in enumerate(branches):
+            if b["kind"] != "minimum":
+                continue
+            ax.plot(b["separation"], b["divergence"], color=b.get("color", f"C{k}"), linewidth=2, label=b["label"])
+        ax.axhline(asymptote, color="0.5", linestyle=":", linewidth=1, label=r"$\ln 2$")
+        ax.axvline(bimodal, color="0.4", linewidth=0.8, linestyle="--", label=f"p bimodal beyond d = {bimodal:g}")
+        ax.axvline(fold, color="C3", linewidth=0.8, label=f"one-mode minima appear, d = {fold:.3f}")
+        ax.axvline(switch, color="C2", linewidth=0.8, label=f"they become global, d = {switch:.3f}")
+        ax.set_xlabel("separation $d$ of the component means")
+        ax.set_ylabel(r"$D_{\mathrm{KL}}(q\,\|\,p)$ at the minimum (nats)")
+        ax.legend(loc="upper left", fontsize=7)
+        fig.tight_layout()
+    return fig, axes
+
+
+def _ellipse(center: np.ndarray, cov: np.ndarray, radius: float, **kwargs: Any) -> Ellipse:
+    eigval, eigvec = np.linalg.eigh(cov)
+    angle = float(np.degrees(np.arctan2(eigvec[1, 1], eigvec[0, 1])))
+    width, height = 2 * radius * np.sqrt(eigval[1]), 2 * radius * np.sqrt(eigval[0])
+    return Ellipse(tuple(center), width, height, angle=angle, **kwargs)
+
+
+def plot_factorised_fits(
+    mean: Sequence[float],
+    cov: np.ndarray,
+    fits: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    *,
+    radii: Sequence[float] = (2.0,),
+) -> tuple[Any, Any]:
+    r"""Contours of a 2-D Gaussian :math:`p = \mathcal N(\mu, \Sigma)` and of factorised Gaussian fits.
+
+    Each contour is the ellipse :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu) = r^2` for r in ``radii`` (by
+    default r = 2, which encloses :math:`1 - e^{-2}\approx 86\%` of the mass in two dimensions).
+    ``fits`` is a sequence of ``(label, mean, variances)`` of diagonal Gaussians.
+    """
+    mean = np.asarray(mean, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    if mean.shape != (2,) or cov.shape != (2, 2):
+        raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
+    with book_style():
+        fig, ax = new_figure(width=5.2, height=4.6)
+        for k, r in enumerate(radii):
+            ax.add_patch(_ellipse(mean, cov, r, facecolor="C0", alpha=0.25 if k == 0 else 0.1,
+                                  edgecolor="C0", linewidth=1.5,
+                                  label=r"$p = \mathcal{N}(\mu, \Sigma)$" if k == 0 else None))
+        for (label, m, variances), (color, style) in zip(fits, _FIT_STYLES):
+            for k, r in enumerate(radii):
+                ax.add_patch(_ellipse(np.asarray(m, dtype=float), np.diag(np.asarray(variances, dtype=float)), r,
+                                      fill=False, edgecolor=color, linestyle=style, linewidth=2,
+                                      label=label if k == 0 else None))
+        extent = max(radii) * np.sqrt(np.max(np.concatenate([np.diag(cov)] + [np.asarray(f[2]) for f in fits])))
+        ax.set_xlim(mean[0] - 1.15 * extent, mean[0] + 1.15 * extent)
+        ax.set_ylim(mean[1] - 1.15 * extent, mean[1] + 1.15 * extent)
+        ax.set_aspect("equal")
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel("$z_2$")
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+    return fig, ax
