@@ -152,3 +152,33 @@ def quiet_floating_point(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+# Elements per chunk in ``in_chunks``: the dozens of temporaries of a chunk stay in the CPU cache.
+CHUNK_ELEMENTS = 1 << 15
+
+
+def in_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], *, reduces_last_axis: bool) -> Any:
+    """Apply ``fn`` (elementwise, or reducing the last axis) to same-shaped ``arrays`` chunk by chunk.
+
+    The closed forms make dozens of passes over their inputs; on large batches each pass would stream
+    fresh temporaries through memory. Chunks keep them in cache. The result is the same as
+    ``fn(*arrays)`` (each element is computed by the same operations), and autograd flows through the
+    slicing and concatenation.
+    """
+    shape = tuple(arrays[0].shape)
+    size = int(np.prod(shape)) if shape else 1
+    if size <= 2 * CHUNK_ELEMENTS:
+        return fn(*arrays)
+    if reduces_last_axis:
+        width = shape[-1]
+        flat = [xp.reshape(a, (-1, width)) for a in arrays]
+        step = max(1, CHUNK_ELEMENTS // max(width, 1))
+        out_shape = shape[:-1]
+    else:
+        flat = [xp.reshape(a, (-1,)) for a in arrays]
+        step = CHUNK_ELEMENTS
+        out_shape = shape
+    rows = flat[0].shape[0]
+    parts = [fn(*[a[start : start + step] for a in flat]) for start in range(0, rows, step)]
+    return xp.reshape(xp.concat(parts, axis=0), out_shape)

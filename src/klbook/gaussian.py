@@ -8,11 +8,20 @@ textbook form cancels. Parameter conventions are part of every name: ``sigma`` i
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from ._array import ArrayLike, _is_torch, detached_numpy, prepare, quiet_floating_point, require_positive
+from ._array import (
+    ArrayLike,
+    _is_torch,
+    detached_numpy,
+    in_chunks,
+    prepare,
+    quiet_floating_point,
+    require_positive,
+)
 from ._numerics import (
     half_g_moderate,
     half_g_of_exact_diff,
@@ -72,8 +81,12 @@ def kl_normal(mu_p: ArrayLike, sigma_p: ArrayLike, mu_q: ArrayLike, sigma_q: Arr
     xp, (mu_p, sigma_p, mu_q, sigma_q), finish = prepare(names, mu_p, sigma_p, mu_q, sigma_q)
     require_positive("sigma_p", sigma_p)
     require_positive("sigma_q", sigma_q)
+    return finish(in_chunks(xp, partial(_normal_terms, xp), (mu_p, sigma_p, mu_q, sigma_q), reduces_last_axis=False))
+
+
+def _normal_terms(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> Any:
     z = _scaled_difference(xp, mu_p, mu_q, sigma_q)
-    return finish(half_g_of_ratio(xp, sigma_p, sigma_q) + half_square(z))
+    return half_g_of_ratio(xp, sigma_p, sigma_q) + half_square(z)
 
 
 def _diag_terms(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> Any:
@@ -130,7 +143,11 @@ def kl_diag_normal(
     xp, arrays, finish = prepare(names, mu_p, logvar_p, mu_q, logvar_q)
     for name, value in zip(names, arrays):
         _check_vector(name, value)
-    return finish(xp.sum(_diag_terms(xp, *arrays), axis=-1))
+    return finish(in_chunks(xp, partial(_diag_kl, xp), arrays, reduces_last_axis=True))
+
+
+def _diag_kl(xp: Any, *arrays: Any) -> Any:
+    return xp.sum(_diag_terms(xp, *arrays), axis=-1)
 
 
 @quiet_floating_point
@@ -155,8 +172,11 @@ def kl_std_normal(mu: ArrayLike, logvar: ArrayLike) -> Any:
     xp, (mu, logvar), finish = prepare(names, mu, logvar)
     for name, value in zip(names, (mu, logvar)):
         _check_vector(name, value)
-    variance_term = half_g_of_exact_diff(xp, logvar, None)
-    return finish(xp.sum(variance_term + half_square(mu), axis=-1))
+    return finish(in_chunks(xp, partial(_std_normal_kl, xp), (mu, logvar), reduces_last_axis=True))
+
+
+def _std_normal_kl(xp: Any, mu: Any, logvar: Any) -> Any:
+    return xp.sum(half_g_of_exact_diff(xp, logvar, None) + half_square(mu), axis=-1)
 
 
 def _cholesky(xp: Any, name: str, cov: Any) -> Any:
