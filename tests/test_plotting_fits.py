@@ -107,8 +107,6 @@ def test_mixture_fits_draw_into_given_axes_and_range():
     assert (x[0], x[-1], x.size) == (-6.0, 6.5, 101)
 
 
-@pytest.mark.xfail(strict=True, reason="plot_mixture_fits zips the fits with six styles (_FIT_STYLES), so a "
-                                       "seventh fit is silently not drawn")
 def test_mixture_fits_draw_every_fit():
     many = [(f"fit {i}", -3.0 + i, 1.0) for i in range(7)]
     fig, ax = plot_mixture_fits(W, M, S, many, n=51)
@@ -123,8 +121,7 @@ def test_mixture_fits_draw_every_fit():
     ((W, M, [0.5, -1.0], FITS), {}, "stds"),
     ((W, M, S, FITS), dict(x_range=(1.0, 0.0)), "x_range"),
     ((W, M, S, FITS), dict(x_range=(0.0, np.inf)), "x_range"),
-    pytest.param((W, M, S, FITS), dict(n=1), "n must", marks=pytest.mark.xfail(
-        strict=True, reason="n < 2 is not rejected (a one-point 'curve' is drawn); reverse_kl_grid does check n")),
+    ((W, M, S, FITS), dict(n=1), "n must"),
 ])
 def test_mixture_fits_reject_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -245,16 +242,12 @@ def test_landscape_marks_minima_saddles_and_paths(landscape_figure):
     assert [(s.get_xdata()[0], s.get_ydata()[0]) for s in starts] == [tuple(p[0]) for p in PATHS]
 
 
-@pytest.mark.filterwarnings("ignore:No artists with labels")
 def test_landscape_accepts_explicit_levels():
     fig, ax = plot_reverse_landscape(GRID, levels=[1.0, 2.0])
     lines = [c for c in ax.collections if hasattr(c, "levels") and not c.filled][0]
     assert list(lines.levels) == [1.0, 2.0]
 
 
-@pytest.mark.xfail(strict=True, reason="the default contour ladder starts at 0.3 nats: a landscape whose values all "
-                                       "lie below it (e.g. zoomed in on a minimum) gets no levels and contourf "
-                                       "raises 'Filled contours require at least 2 levels'")
 def test_landscape_default_levels_handle_a_flat_landscape():
     near = reverse_kl_grid(W, M, S, mu_range=(-2.7, -2.3), sigma_range=(0.4, 0.7), n=5)
     assert near[2].max() < 1.3  # all values within one rung of the ladder
@@ -265,18 +258,11 @@ def test_landscape_default_levels_handle_a_flat_landscape():
 
 
 @pytest.mark.parametrize("grid, kwargs, match", [
-    pytest.param((GRID[0], GRID[1], np.where(GRID[2] > 1.0, np.nan, GRID[2])), {}, "finite|NaN",
-                 marks=pytest.mark.xfail(strict=True, reason="a NaN in the divergences is not rejected: the ladder "
-                                                             "ends at max = NaN and contourf fails with 'Filled "
-                                                             "contours require at least 2 levels'")),
-    pytest.param((GRID[0][:-1], GRID[1], GRID[2]), {}, "shape", marks=pytest.mark.xfail(
-        strict=True, raises=TypeError, reason="grids of different shapes raise matplotlib's TypeError")),
-    pytest.param(GRID, dict(paths=[np.zeros(4)]), "shape", marks=pytest.mark.xfail(
-        strict=True, raises=IndexError, reason="a path that is not (steps, 2) raises IndexError")),
-    pytest.param((GRID[0], -GRID[1], GRID[2]), {}, "positive", marks=pytest.mark.xfail(
-        strict=True, reason="non-positive standard deviations on the log axis are not rejected")),
+    ((GRID[0], GRID[1], np.where(GRID[2] > 1.0, np.nan, GRID[2])), {}, "finite|NaN"),
+    ((GRID[0][:-1], GRID[1], GRID[2]), {}, "shape"),
+    (GRID, dict(paths=[np.zeros(4)]), "shape"),
+    ((GRID[0], -GRID[1], GRID[2]), {}, "positive"),
 ])
-@pytest.mark.filterwarnings("ignore:Data has no positive values", "ignore:No artists with labels")
 def test_landscape_rejects_bad_input(grid, kwargs, match):
     with pytest.raises(ValueError, match=match):
         plot_reverse_landscape(grid, **kwargs)
@@ -337,8 +323,7 @@ def test_iterates_default_row_label_is_density():
     ([np.array([[0.0, -1.0]])], [0], {}, "sigma"),
     ([np.array([[np.nan, 1.0]])], [0], {}, "NaN"),
     (PATHS, [0], dict(x_range=(2.0, -2.0)), "x_range"),
-    pytest.param(PATHS, [0], dict(row_labels=["only one"]), "row_labels", marks=pytest.mark.xfail(
-        strict=True, raises=IndexError, reason="too few row_labels raise IndexError, not ValueError")),
+    (PATHS, [0], dict(row_labels=["only one"]), "row_labels"),
 ])
 def test_iterates_reject_bad_input(paths, steps, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -413,10 +398,8 @@ def test_scan_right_panel_draws_only_minima_divergences_and_the_markers(scan_fig
 @pytest.mark.parametrize("branches, scan, match", [
     ([], SCAN, "at least one"),
     ([{**BRANCHES[0], "mu": np.zeros(3)}], SCAN, "shape"),
-    pytest.param([{**BRANCHES[0], "kind": "maximum"}], SCAN, "kind", marks=pytest.mark.xfail(
-        strict=True, raises=KeyError, reason="an unknown kind raises KeyError ('maximum'), not ValueError")),
-    pytest.param(BRANCHES, {**SCAN, "fold": np.nan}, "finite", marks=pytest.mark.xfail(
-        strict=True, reason="a NaN fold is not rejected (legend shows 'd = nan', no line is drawn)")),
+    ([{**BRANCHES[0], "kind": "maximum"}], SCAN, "kind"),
+    (BRANCHES, {**SCAN, "fold": np.nan}, "finite"),
 ])
 def test_scan_rejects_bad_input(branches, scan, match):
     with pytest.raises(ValueError, match=match):
@@ -476,8 +459,6 @@ def test_factorised_ellipses_fit_inside_the_axes(factorised_figure):
         assert y0 <= pts[:, 1].min() and pts[:, 1].max() <= y1
 
 
-@pytest.mark.xfail(strict=True, reason="plot_factorised_fits zips the fits with six styles (_FIT_STYLES), so a "
-                                       "seventh fit is silently not drawn")
 def test_factorised_fits_draw_every_fit():
     many = [(f"fit {i}", MU_2D, [1.0 + i / 10, 1.0]) for i in range(7)]
     fig, ax = plot_factorised_fits(MU_2D, COV_2D, many)
@@ -490,15 +471,10 @@ def test_factorised_fits_draw_every_fit():
     (np.zeros(3), np.eye(3), [], {}, "shape"),
     (MU_2D, COV_2D, FACTORISED, dict(radii=()), "empty"),
     ([np.nan, 0.0], COV_2D, [], {}, "NaN"),
-    pytest.param(MU_2D, np.array([[1.0, 2.0], [2.0, 1.0]]), [], {}, "positive definite", marks=pytest.mark.xfail(
-        strict=True, reason="a covariance that is not positive definite is not rejected: np.sqrt of a negative "
-                            "eigenvalue only warns (RuntimeWarning, an error under this project's pytest config)")),
-    pytest.param(MU_2D, COV_2D, [("bad", MU_2D, [-1.0, 1.0])], {}, "variances", marks=pytest.mark.xfail(
-        strict=True, reason="negative fit variances are not rejected: np.sqrt only warns (RuntimeWarning)")),
-    pytest.param(MU_2D, COV_2D, [("bad", MU_2D, [1.0, 1.0, 1.0])], {}, "shape", marks=pytest.mark.xfail(
-        strict=True, reason="fit variances of the wrong length are not rejected (the third is ignored)")),
-    pytest.param(MU_2D, COV_2D, FACTORISED, dict(radii=(-1.0,)), "radii", marks=pytest.mark.xfail(
-        strict=True, reason="non-positive radii are not rejected")),
+    (MU_2D, np.array([[1.0, 2.0], [2.0, 1.0]]), [], {}, "positive definite"),
+    (MU_2D, COV_2D, [("bad", MU_2D, [-1.0, 1.0])], {}, "variances"),
+    (MU_2D, COV_2D, [("bad", MU_2D, [1.0, 1.0, 1.0])], {}, "shape"),
+    (MU_2D, COV_2D, FACTORISED, dict(radii=(-1.0,)), "radii"),
 ])
 def test_factorised_fits_reject_bad_input(mean, cov, fits, kwargs, match):
     with pytest.raises(ValueError, match=match):

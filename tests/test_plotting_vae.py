@@ -80,8 +80,6 @@ def test_mc_elbo_curves_are_the_means_with_two_standard_error_bands(mc_elbo_figu
         np.testing.assert_allclose(high, np.add(means, 2 * np.array(errors)), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="plot_mc_elbo zips the estimators with three colours ('C0', 'C1', 'C2'), "
-                                       "so a fourth estimator is silently not drawn")
 def test_mc_elbo_draws_every_estimator():
     means, errors = CURVES["estimator A (all sampled)"]
     four = {f"estimator {i}": (np.add(means, i), errors) for i in range(4)}
@@ -95,12 +93,9 @@ def test_mc_elbo_draws_every_estimator():
     (dict(estimates={"a": (CURVES["estimator A (all sampled)"][0], CURVES["estimator A (all sampled)"][1][:-1])}),
      "shape"),
     (dict(estimates={"a": (np.ones((2, 7)), np.ones((2, 7)))}), "one-dimensional"),
-    pytest.param(dict(estimates={}), "at least one|empty", marks=pytest.mark.xfail(
-        strict=True, reason="no estimators: not rejected, only the two exact lines are drawn")),
-    pytest.param(dict(elbo=np.nan), "finite", marks=pytest.mark.xfail(
-        strict=True, reason="a NaN exact ELBO is not rejected (its line is silently missing)")),
-    pytest.param(dict(n_samples=SIZES - SIZES[0]), "positive", marks=pytest.mark.xfail(
-        strict=True, reason="sample sizes <= 0 on the log axis are not rejected")),
+    (dict(estimates={}), "at least one|empty"),
+    (dict(elbo=np.nan), "finite"),
+    (dict(n_samples=SIZES - SIZES[0]), "positive"),
 ])
 def test_mc_elbo_rejects_bad_input(kwargs, match):
     args = dict(n_samples=SIZES, estimates=CURVES, elbo=-5.0, log_evidence=-4.2)
@@ -131,12 +126,9 @@ def test_gradient_spread_lines_match_their_labels_on_log_log_axes():
     ((DIMS, STD_REPARAM[:-1], STD_SCORE), "shape"),
     ((DIMS, STD_REPARAM, STD_SCORE[:-1]), "shape"),
     ((np.ones((5, 1)), STD_REPARAM, STD_SCORE), "one-dimensional"),
-    pytest.param(([0, *DIMS[1:]], STD_REPARAM, STD_SCORE), "positive", marks=pytest.mark.xfail(
-        strict=True, reason="a dimension <= 0 on the log axis is not rejected")),
-    pytest.param((DIMS, [np.nan, *STD_REPARAM[1:]], STD_SCORE), "finite", marks=pytest.mark.xfail(
-        strict=True, reason="NaN spreads are not rejected")),
-    pytest.param(([], [], []), "empty|at least", marks=pytest.mark.xfail(
-        strict=True, reason="empty input is not rejected: an empty figure is drawn")),
+    (([0, *DIMS[1:]], STD_REPARAM, STD_SCORE), "positive"),
+    ((DIMS, [np.nan, *STD_REPARAM[1:]], STD_SCORE), "finite"),
+    (([], [], []), "empty|at least"),
 ])
 def test_gradient_spread_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
@@ -169,14 +161,11 @@ def test_training_curves_draw_each_term_per_split_by_epoch():
             np.testing.assert_array_equal(line.get_ydata(), [r[f"{split}_{term}"] for r in h])
 
 
-@pytest.mark.xfail(strict=True, reason="an empty history is not rejected: two empty panels are drawn")
 def test_training_curves_reject_empty_history():
     with pytest.raises(ValueError, match="empty|at least one"):
         plot_training_curves([])
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="a history without the train_/test_ terms raises KeyError, not ValueError")
 def test_training_curves_reject_history_without_the_terms():
     with pytest.raises(ValueError, match="reconstruction"):
         plot_training_curves([{"epoch": 1, "train_loss": 1.0, "test_loss": 1.2}])  # a train_autoencoder history
@@ -243,8 +232,7 @@ def test_kl_per_dimension_bars_are_the_profiles_with_the_threshold():
     ({"a": [1.0, 2.0], "b": [1.0, 2.0, 3.0]}, "same number"),
     ({}, "same number"),
     ({"a": [np.nan, 1.0]}, "NaN"),
-    pytest.param({"a": [-1.0, 0.5]}, "negative|non-negative", marks=pytest.mark.xfail(
-        strict=True, reason="negative average KLs are not rejected (the bar is drawn below the axis' 0 limit)")),
+    ({"a": [-1.0, 0.5]}, "negative|non-negative"),
 ])
 def test_kl_per_dimension_rejects_bad_input(profiles, match):
     with pytest.raises(ValueError, match=match):
@@ -275,11 +263,8 @@ def test_rate_distortion_points_annotations_and_constant_elbo_lines():
     (([], [], []), "zero-size|empty"),
     ((np.ones((5, 1)), DISTORTIONS, BETAS), "one-dimensional"),
     (([np.nan, *RATES[1:]], DISTORTIONS, BETAS), "NaN"),
-    pytest.param((RATES, DISTORTIONS, BETAS[:-1]), "betas|same length", marks=pytest.mark.xfail(
-        strict=True, reason="betas of the wrong length are not rejected: zip() drops the last annotation, "
-                            "so a point is drawn without its beta")),
-    pytest.param(([-1.0, *RATES[1:]], DISTORTIONS, BETAS), "negative|non-negative", marks=pytest.mark.xfail(
-        strict=True, reason="a negative rate (a KL) is not rejected; it falls left of the x limit 0")),
+    ((RATES, DISTORTIONS, BETAS[:-1]), "betas|same length"),
+    (([-1.0, *RATES[1:]], DISTORTIONS, BETAS), "negative|non-negative"),
 ])
 def test_rate_distortion_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
@@ -316,14 +301,10 @@ def test_aggregate_posterior_colours_by_digit_with_a_labelled_colorbar():
     (np.zeros((5, 3)), None, {}, "shape"),
     (np.zeros(10), None, {}, "shape"),
     (CODES, DIGITS[:-1], {}, "inconsistent"),
-    pytest.param(np.zeros((0, 2)), None, {}, "empty|at least", marks=pytest.mark.xfail(
-        strict=True, reason="no codes: not rejected, an empty scatter is drawn")),
-    pytest.param(np.full((5, 2), np.nan), None, {}, "finite", marks=pytest.mark.xfail(
-        strict=True, reason="NaN codes are not rejected (silently not drawn)")),
-    pytest.param(CODES, None, dict(limit=0.0), "limit", marks=pytest.mark.xfail(
-        strict=True, reason="limit <= 0 is not rejected: matplotlib warns about singular limits")),
+    (np.zeros((0, 2)), None, {}, "empty|at least"),
+    (np.full((5, 2), np.nan), None, {}, "finite"),
+    (CODES, None, dict(limit=0.0), "limit"),
 ])
-@pytest.mark.filterwarnings("ignore:Attempting to set identical", "ignore:\\*c\\* argument looks like")
 def test_aggregate_posterior_rejects_bad_input(codes, labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         plot_aggregate_posterior(codes, labels, **kwargs)

@@ -32,6 +32,21 @@ def _as_1d(name: str, values: Any) -> np.ndarray:
     return array
 
 
+def _require_finite(name: str, array: np.ndarray) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
+    if np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN; it must be finite")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains an infinity; it must be finite")
+
+
+def _require_positive(name: str, array: np.ndarray, why: str) -> None:
+    """Raise ``ValueError`` unless every entry of ``array`` is finite and > 0 (``why`` says what needs it)."""
+    bad = ~(np.isfinite(array) & (array > 0))
+    if bad.any():
+        raise ValueError(f"{name} must be finite and positive ({why}), got {float(array[bad][0])}")
+
+
 def _same_length(**arrays: np.ndarray) -> None:
     lengths = {name: a.size for name, a in arrays.items()}
     if len(set(lengths.values())) != 1:
@@ -55,16 +70,24 @@ def plot_pointwise_integrand(
     Parameters
     ----------
     x
-        Increasing grid of points.
+        Increasing grid of points (finite).
     p, q
-        The two densities on the grid, strictly positive.
+        The two densities on the grid, finite and strictly positive.
     p_label, q_label, x_label
         Legend entries and the horizontal axis label.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D of one length (at least 2), ``x`` is not finite, or ``p`` or ``q`` is not
+        finite and strictly positive.
     """
     x_, p_, q_ = _as_1d("x", x), _as_1d("p", p), _as_1d("q", q)
     _same_length(x=x_, p=p_, q=q_)
-    if not (p_ > 0).all() or not (q_ > 0).all():
-        raise ValueError("p and q must be strictly positive on the grid")
+    _require_finite("x", x_)
+    for name, density in (("p", p_), ("q", q_)):
+        if not (np.isfinite(density).all() and (density > 0).all()):
+            raise ValueError(f"p and q must be finite and strictly positive on the grid; {name} is not")
     integrand = p_ * np.log(p_ / q_)
     with book_style():
         fig, (top, bottom) = new_figure(2, 1, height=5.0, sharex=True)
@@ -99,20 +122,34 @@ def plot_bernoulli_kl(
     grid
         Success probabilities, used for both ``a`` (rows) and ``b`` (columns).
     table
-        Square array, ``table[i, j] = D(Bern(grid[i]) || Bern(grid[j]))`` in nats.
+        Square array, ``table[i, j] = D(Bern(grid[i]) || Bern(grid[j]))`` in nats, finite.
     rows
-        Indices ``i`` of the rows (fixed ``a``) drawn as curves against ``b`` in the right panel.
+        Indices ``i`` of the rows (fixed ``a``) drawn as curves against ``b`` in the right panel: a sequence
+        or a 1-D integer array, each in ``0 .. len(grid) - 1``.
     vmax
         Upper end of the colour scale in nats; larger values are drawn in the top colour.
+
+    Raises
+    ------
+    ValueError
+        If ``table`` is not a finite ``(n, n)`` array for ``n = len(grid)``, ``rows`` is empty or holds
+        something other than indices into ``grid``, or ``vmax`` is not positive.
     """
     grid_ = _as_1d("grid", grid)
+    _require_finite("grid", grid_)
     table_ = np.asarray(table, dtype=float)
     if table_.shape != (grid_.size, grid_.size):
         raise ValueError(f"table must have shape {(grid_.size, grid_.size)}, got {table_.shape}")
-    if not rows:
-        raise ValueError("rows must name at least one row to draw")
-    if not vmax > 0:
-        raise ValueError(f"vmax must be positive, got {vmax!r}")
+    _require_finite("table", table_)
+    rows_ = np.asarray(rows)
+    if rows_.ndim != 1 or rows_.size == 0:
+        raise ValueError(f"rows must name at least one row to draw (a 1-D sequence of indices), got {rows!r}")
+    if not np.issubdtype(rows_.dtype, np.integer):
+        raise ValueError(f"rows must be integer indices into grid, got {rows!r}")
+    if rows_.min() < 0 or rows_.max() >= grid_.size:
+        raise ValueError(f"rows must be indices between 0 and {grid_.size - 1} (one per grid point), got {rows!r}")
+    if not (np.isfinite(vmax) and vmax > 0):
+        raise ValueError(f"vmax must be positive and finite, got {vmax!r}")
     with book_style():
         fig, (left, right) = new_figure(1, 2, width=9.0, height=3.8)
         left.grid(False)
@@ -126,7 +163,7 @@ def plot_bernoulli_kl(
         left.set_title(r"$D_{\mathrm{KL}}(\mathrm{Bern}(a)\,\|\,\mathrm{Bern}(b))$")
         colorbar = fig.colorbar(image, ax=left)
         colorbar.set_label("nats")
-        for index in rows:
+        for index in rows_:
             right.plot(grid_, table_[index], label=f"$a = {grid_[index]:.2f}$")
         right.set_ylim(0.0, vmax)
         right.set_xlabel("$b$")
@@ -152,16 +189,28 @@ def plot_asymmetry(
     Parameters
     ----------
     x
-        The parameter that indexes the pairs.
+        The parameter that indexes the pairs (finite; positive when ``log_x``).
     forward, reverse
-        The two directions of the divergence, in nats.
+        The two directions of the divergence, in nats, finite.
     forward_label, reverse_label, x_label
         Legend entries and the horizontal axis label.
     log_x
         Draw the horizontal axis on a log scale.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D of one length (at least 2), a value is not finite, or ``log_x`` is set and
+        ``x`` has a value <= 0.
     """
     x_, f_, r_ = _as_1d("x", x), _as_1d("forward", forward), _as_1d("reverse", reverse)
     _same_length(x=x_, forward=f_, reverse=r_)
+    if log_x:
+        _require_positive("x", x_, "it is drawn on a log axis")
+    else:
+        _require_finite("x", x_)
+    _require_finite("forward", f_)
+    _require_finite("reverse", r_)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.6)
         ax.plot(x_, f_, label=forward_label, color="C0")
@@ -181,18 +230,30 @@ def plot_f_generators(t: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]:
     Parameters
     ----------
     t
-        Grid of likelihood ratios :math:`t = p/q > 0`.
+        Grid of likelihood ratios :math:`t = p/q > 0`, finite.
     curves
-        Legend entry -> values of :math:`f` on the grid.
+        Legend entry -> values of :math:`f` on the grid (finite).
+
+    Raises
+    ------
+    ValueError
+        If ``curves`` is empty, ``t`` has a value that is not finite and > 0, or a curve is not a finite 1-D
+        array of the length of ``t``.
     """
     t_ = _as_1d("t", t)
+    _require_positive("t", t_, "likelihood ratios t = p/q > 0")
     if not curves:
         raise ValueError("curves must contain at least one generator")
+    arrays = {}
+    for label, values in curves.items():
+        values_ = _as_1d(f"curves[{label!r}]", values)
+        if values_.size != t_.size:
+            raise ValueError(f"arrays must have the same length, got t: {t_.size}, curves[{label!r}]: {values_.size}")
+        _require_finite(f"curves[{label!r}]", values_)
+        arrays[label] = values_
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.8)
-        for index, (label, values) in enumerate(curves.items()):
-            values_ = _as_1d(label, values)
-            _same_length(t=t_, **{label: values_})
+        for index, (label, values_) in enumerate(arrays.items()):
             ax.plot(t_, values_, label=label, linestyle=["-", "--", "-.", ":"][index % 4])
         ax.axvline(1.0, color="0.5", linewidth=0.8)
         ax.axhline(0.0, color="0.5", linewidth=0.8)
@@ -211,15 +272,25 @@ def plot_pinsker(kl: Any, tv: Any, *, kl_max: float | None = None) -> tuple[Any,
     kl
         KL divergences :math:`D_{\mathrm{KL}}(P\,\|\,Q)` in nats, finite.
     tv
-        Total variation distances of the same pairs.
+        Total variation distances of the same pairs, finite.
     kl_max
-        Right end of the horizontal axis (default: the largest KL value).
+        Right end of the horizontal axis, positive (default: the largest KL value).
+
+    Raises
+    ------
+    ValueError
+        If ``kl`` and ``tv`` are not 1-D of one length (at least 2), ``kl`` is not finite and non-negative,
+        ``tv`` is not finite, or the right end of the axis is not positive.
     """
     kl_, tv_ = _as_1d("kl", kl), _as_1d("tv", tv)
     _same_length(kl=kl_, tv=tv_)
     if not np.isfinite(kl_).all() or (kl_ < 0).any():
         raise ValueError("kl must be finite and non-negative")
+    _require_finite("tv", tv_)
     right_end = float(kl_.max()) if kl_max is None else float(kl_max)
+    if not (np.isfinite(right_end) and right_end > 0):
+        raise ValueError(f"kl_max (the right end of the axis, default max(kl)) must be positive and finite, "
+                         f"got {right_end!r}")
     d = np.linspace(0.0, right_end, 400)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.8)
@@ -243,18 +314,24 @@ def plot_epsilon_dependence(
     Parameters
     ----------
     eps
-        The smoothing constants (positive), drawn on a log axis.
+        The smoothing constants (finite and positive), drawn on a log axis.
     values
         The finite divergences obtained for each ``eps``, in nats.
     slope_label
         Optional legend entry for the curve.
     note
         Optional text written in the lower right corner (for example the true, infinite value).
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D of one length (at least 2), ``eps`` is not finite and positive, or
+        ``values`` is not finite.
     """
     eps_, values_ = _as_1d("eps", eps), _as_1d("values", values)
     _same_length(eps=eps_, values=values_)
-    if (eps_ <= 0).any():
-        raise ValueError("eps must be positive")
+    _require_positive("eps", eps_, "it is drawn on a log axis")
+    _require_finite("values", values_)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.4)
         ax.plot(eps_, values_, marker="o", color="C3", label=slope_label or "smoothed divergence")

@@ -11,7 +11,8 @@ and p the mixture.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import matplotlib.ticker as mticker
@@ -31,7 +32,43 @@ __all__ = [
     "plot_factorised_fits",
 ]
 
-_FIT_STYLES = [("C1", "-"), ("C2", "--"), ("C3", "-."), ("C4", ":"), ("C5", "-"), ("C6", "--")]
+# Fits are drawn in colours C1.. (C0 is the mixture p) and four line styles, both cycled.
+_FIT_COLOURS = tuple(f"C{k}" for k in range(1, 10))
+_FIT_LINESTYLES = ("-", "--", "-.", ":")
+
+# Default contour levels of plot_reverse_landscape (nats).
+_LADDER = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 20.0)
+
+
+def _fit_styles() -> Iterator[tuple[str, str]]:
+    """``(colour, line style)`` of the first, second, ... fit, without end: colours cycle through nine and line
+    styles through four, so 36 fits in a row are told apart."""
+    for i in itertools.count():
+        yield _FIT_COLOURS[i % len(_FIT_COLOURS)], _FIT_LINESTYLES[i % len(_FIT_LINESTYLES)]
+
+
+def _require_finite(name: str, array: Any) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
+    array = np.asarray(array, dtype=float)
+    if np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN; it must be finite")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains an infinity; it must be finite")
+
+
+def _check_n(n: int) -> int:
+    if int(n) != n or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    return int(n)
+
+
+def _path(name: str, path: Any) -> np.ndarray:
+    """An optimisation path as a finite array of iterates ``(mu, sigma)``, shape ``(steps, 2)``."""
+    array = np.asarray(path, dtype=float)
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (steps, 2) with steps >= 1, got {array.shape}")
+    _require_finite(name, array)
+    return array
 
 
 def _mixture_range(means: Sequence[float], stds: Sequence[float], pad: float = 4.0) -> tuple[float, float]:
@@ -64,8 +101,10 @@ def plot_mixture_fits(
 ) -> tuple[Any, Any]:
     """The mixture density p (shaded) and Gaussian densities ``N(mu, sigma^2)`` drawn over it.
 
-    ``fits`` is a sequence of ``(label, mu, sigma)``; ``ax`` draws into existing axes.
+    ``fits`` is a sequence of ``(label, mu, sigma)`` (any number: colours and line styles cycle); ``ax`` draws
+    into existing axes; ``n >= 2`` is the number of grid points.
     """
+    n = _check_n(n)
     low, high = _check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
     x = np.linspace(low, high, n)
     density = np.exp(mixture_logpdf(x, weights, means, stds))
@@ -76,7 +115,7 @@ def plot_mixture_fits(
             fig = ax.figure
         ax.fill_between(x, density, color="C0", alpha=0.25, label="$p$ (the mixture)")
         ax.plot(x, density, color="C0", linewidth=1.0)
-        for (label, mu, sigma), (color, style) in zip(fits, _FIT_STYLES):
+        for (label, mu, sigma), (color, style) in zip(fits, _fit_styles()):
             ax.plot(x, np.exp(normal_logpdf(x, mu, sigma)), color=color, linestyle=style, linewidth=2, label=label)
         ax.set_xlabel("$x$")
         ax.set_ylabel("density")
@@ -104,9 +143,8 @@ def reverse_kl_grid(
     """
     mu_lo, mu_hi = _check_range("mu_range", mu_range)
     s_lo, s_hi = _check_range("sigma_range", sigma_range, positive=True)
-    if int(n) != n or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    mu, sigma = np.meshgrid(np.linspace(mu_lo, mu_hi, int(n)), np.geomspace(s_lo, s_hi, int(n)))
+    n = _check_n(n)
+    mu, sigma = np.meshgrid(np.linspace(mu_lo, mu_hi, n), np.geomspace(s_lo, s_hi, n))
     return mu, sigma, kl_normal_mixture(mu, sigma, weights, means, stds, "reverse")
 
 
@@ -123,7 +161,8 @@ def plot_reverse_landscape(
     Parameters
     ----------
     grid
-        ``(mu, sigma, divergence)`` as returned by :func:`reverse_kl_grid`.
+        ``(mu, sigma, divergence)`` as returned by :func:`reverse_kl_grid`: finite 2-D arrays of one shape
+        (at least 2 x 2), ``sigma`` positive.
     minima
         ``(mu, sigma, divergence)`` of local minima: marked with a star and labelled with the divergence.
     saddles
@@ -131,20 +170,46 @@ def plot_reverse_landscape(
     paths
         Arrays of shape ``(steps, 2)`` of iterates ``(mu, sigma)``: drawn as lines from a circle (start).
     levels
-        Contour levels (nats); by default a fixed ladder up to the largest value on the grid.
+        Contour levels (nats), finite and increasing; by default the rungs of a fixed ladder (0.3, 0.4, ...,
+        20 nats) that lie between the smallest and the largest value on the grid, or, if fewer than two
+        rungs do (a landscape zoomed in on a minimum), evenly spaced round levels across its range.
+
+    Raises
+    ------
+    ValueError
+        If ``grid``, ``paths`` or ``levels`` are not as described above, or the divergence is constant on
+        the grid (there is nothing to contour).
     """
-    mu, sigma, div = grid
-    top = float(np.max(div))
+    if len(grid) != 3:
+        raise ValueError(f"grid must be (mu, sigma, divergence) as reverse_kl_grid returns, got {len(grid)} arrays")
+    mu, sigma, div = (np.asarray(a, dtype=float) for a in grid)
+    if div.ndim != 2 or min(div.shape) < 2 or mu.shape != div.shape or sigma.shape != div.shape:
+        raise ValueError(f"mu, sigma and divergence must be 2-D arrays of one shape (at least 2 x 2), got shapes "
+                         f"{mu.shape}, {sigma.shape} and {div.shape}")
+    _require_finite("mu", mu)
+    if not (np.isfinite(sigma).all() and (sigma > 0).all()):
+        raise ValueError("sigma must be finite and positive (standard deviations, drawn on a log axis)")
+    _require_finite("divergence", div)
+    paths = [_path(f"paths[{i}]", path) for i, path in enumerate(paths)]
+    low, top = float(np.min(div)), float(np.max(div))
+    if low == top:
+        raise ValueError(f"the divergence is constant on the grid ({top!r}); there is no landscape to contour")
     if levels is None:
-        ladder = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 20.0)
-        levels = [lv for lv in ladder if float(np.min(div)) < lv < top]
+        levels = [lv for lv in _LADDER if low < lv < top]
+        if len(levels) < 2:
+            levels = [float(lv) for lv in mticker.MaxNLocator(nbins=8).tick_values(low, top) if low < lv < top]
+    else:
+        levels = [float(lv) for lv in levels]
+        if not levels or not np.isfinite(levels).all() or np.any(np.diff(levels) <= 0):
+            raise ValueError(f"levels must be a non-empty, increasing sequence of finite numbers, got {levels!r}")
+    bottom = min(0.0, low)  # the filled map starts at 0 nats (or below, for round-off below 0)
     with book_style():
         fig, ax = new_figure(width=6.4, height=4.4)
-        filled = ax.contourf(mu, sigma, div, levels=[0.0] + list(levels), cmap="viridis_r", extend="max")
+        filled = ax.contourf(mu, sigma, div, levels=[bottom] + [lv for lv in levels if lv > bottom],
+                             cmap="viridis_r", extend="max")
         lines = ax.contour(mu, sigma, div, levels=levels, colors="white", linewidths=0.5)
         ax.clabel(lines, fmt="%g", fontsize=7)
         for i, path in enumerate(paths):
-            path = np.asarray(path)
             ax.plot(path[:, 0], path[:, 1], color="black", linewidth=1.2,
                     label="gradient-descent paths" if i == 0 else None)
             ax.plot(path[0, 0], path[0, 1], marker="o", color="black", markersize=5, linestyle="none",
@@ -169,7 +234,8 @@ def plot_reverse_landscape(
         ax.grid(False)
         colorbar = fig.colorbar(filled, ax=ax, format=mticker.FormatStrFormatter("%g"))
         colorbar.set_label(r"$D_{\mathrm{KL}}(q\,\|\,p)$ (nats)")
-        ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+        if ax.get_legend_handles_labels()[0]:  # minima, saddles or paths were drawn
+            ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
         fig.tight_layout()
     return fig, ax
 
@@ -189,8 +255,17 @@ def plot_iterates(
 
     Each panel shows the mixture p (shaded) and the iterate :math:`q_t = \mathcal N(\mu_t, \sigma_t^2)`
     (line), with :math:`D_{\mathrm{KL}}(q_t\,\|\,p)` computed by quadrature. ``paths[i][t]`` is
-    ``(mu_t, sigma_t)``.
+    ``(mu_t, sigma_t)``; each path is an array of shape ``(steps, 2)``, and ``row_labels`` (default
+    "density") has one entry per path.
     """
+    if len(paths) == 0:
+        raise ValueError("paths must contain at least one path (the rows of the figure)")
+    if len(steps) == 0:
+        raise ValueError("steps must contain at least one step (the columns of the figure)")
+    paths = [_path(f"paths[{i}]", path) for i, path in enumerate(paths)]
+    if row_labels is not None and len(row_labels) != len(paths):
+        raise ValueError(f"row_labels must have one entry per path ({len(paths)}), got {len(row_labels)}")
+    n = _check_n(n)
     low, high = _check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
     for step in steps:
         for path in paths:
@@ -240,12 +315,40 @@ def plot_separation_scan(
     component means :math:`\pm d/2` dotted. Right: the divergence of each branch of minima, the
     separation ``fold`` where the one-mode minima appear, the separation ``switch`` where they become the
     global minimum, the separation ``bimodal`` beyond which p has two modes, and the horizontal
-    ``asymptote`` (:math:`\ln 2`) that the one-mode divergence approaches.
+    ``asymptote`` (:math:`\ln 2`) that the one-mode divergence approaches. An optional key ``color`` sets
+    a branch's colour.
+
+    Raises
+    ------
+    ValueError
+        If there is no branch, a branch lacks a key, has another ``kind``, or its arrays are not finite, 1-D
+        and of one shape, or one of ``fold``, ``switch``, ``bimodal``, ``asymptote`` is not finite.
     """
+    if len(branches) == 0:
+        raise ValueError("branches must contain at least one branch")
+    checked = []
+    for k, b in enumerate(branches):
+        missing = [key for key in ("separation", "mu", "divergence", "kind", "label") if key not in b]
+        if missing:
+            raise ValueError(f"branch {k} lacks the keys {', '.join(missing)}")
+        if b["kind"] not in ("minimum", "saddle"):
+            raise ValueError(f"branch {k} ({b['label']!r}) has kind {b['kind']!r}; kind must be 'minimum' or 'saddle'")
+        arrays = {key: np.asarray(b[key], dtype=float) for key in ("separation", "mu", "divergence")}
+        shapes = {key: a.shape for key, a in arrays.items()}
+        if len(set(shapes.values())) != 1 or arrays["separation"].ndim != 1 or arrays["separation"].size == 0:
+            raise ValueError(f"branch {k} ({b['label']!r}): separation, mu and divergence must be non-empty 1-D "
+                             f"arrays of one shape, got shapes {shapes}")
+        for key, a in arrays.items():
+            _require_finite(f"branch {k} ({b['label']!r}) {key}", a)
+        checked.append({**b, **arrays})
+    branches = checked
+    for name, value in (("fold", fold), ("switch", switch), ("bimodal", bimodal), ("asymptote", asymptote)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
     with book_style():
         fig, axes = new_figure(1, 2, width=9.0, height=3.6)
         ax = axes[0]
-        d_all = np.concatenate([np.asarray(b["separation"]) for b in branches])
+        d_all = np.concatenate([b["separation"] for b in branches])
         d_line = np.linspace(0.0, float(d_all.max()), 2)
         ax.plot(d_line, d_line / 2, color="0.6", linestyle=":", linewidth=1, label=r"component means $\pm d/2$")
         ax.plot(d_line, -d_line / 2, color="0.6", linestyle=":", linewidth=1)
@@ -292,24 +395,51 @@ def plot_factorised_fits(
 
     Each contour is the ellipse :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu) = r^2` for r in ``radii`` (by
     default r = 2, which encloses :math:`1 - e^{-2}\approx 86\%` of the mass in two dimensions).
-    ``fits`` is a sequence of ``(label, mean, variances)`` of diagonal Gaussians.
+    ``fits`` is a sequence of ``(label, mean, variances)`` of diagonal Gaussians, any number of them
+    (colours and line styles cycle).
+
+    Raises
+    ------
+    ValueError
+        If ``mean`` is not a finite array of shape (2,), ``cov`` not a symmetric positive definite (2, 2)
+        array, ``radii`` empty or not positive, or a fit's mean and variances not of shape (2,) with finite
+        entries and positive variances.
     """
     mean = np.asarray(mean, dtype=float)
     cov = np.asarray(cov, dtype=float)
     if mean.shape != (2,) or cov.shape != (2, 2):
         raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
+    _require_finite("mean", mean)
+    _require_finite("cov", cov)
+    if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
+        raise ValueError(f"cov must be symmetric positive definite, got {cov.tolist()}")
+    radii = np.asarray(radii, dtype=float)
+    if radii.ndim != 1 or radii.size == 0:
+        raise ValueError(f"radii is empty; it needs at least one radius (got shape {radii.shape})")
+    if not (np.isfinite(radii).all() and (radii > 0).all()):
+        raise ValueError(f"radii must be finite and positive, got {radii.tolist()}")
+    checked = []
+    for label, m, variances in fits:
+        m, variances = np.asarray(m, dtype=float), np.asarray(variances, dtype=float)
+        if m.shape != (2,) or variances.shape != (2,):
+            raise ValueError(f"fit {label!r}: mean and variances must have shape (2,), got {m.shape} and "
+                             f"{variances.shape}")
+        _require_finite(f"fit {label!r}: mean", m)
+        if not (np.isfinite(variances).all() and (variances > 0).all()):
+            raise ValueError(f"fit {label!r}: variances must be finite and positive, got {variances.tolist()}")
+        checked.append((label, m, variances))
     with book_style():
         fig, ax = new_figure(width=5.2, height=4.6)
         for k, r in enumerate(radii):
             ax.add_patch(_ellipse(mean, cov, r, facecolor="C0", alpha=0.25 if k == 0 else 0.1,
                                   edgecolor="C0", linewidth=1.5,
                                   label=r"$p = \mathcal{N}(\mu, \Sigma)$" if k == 0 else None))
-        for (label, m, variances), (color, style) in zip(fits, _FIT_STYLES):
+        for (label, m, variances), (color, style) in zip(checked, _fit_styles()):
             for k, r in enumerate(radii):
-                ax.add_patch(_ellipse(np.asarray(m, dtype=float), np.diag(np.asarray(variances, dtype=float)), r,
+                ax.add_patch(_ellipse(m, np.diag(variances), r,
                                       fill=False, edgecolor=color, linestyle=style, linewidth=2,
                                       label=label if k == 0 else None))
-        extent = max(radii) * np.sqrt(np.max(np.concatenate([np.diag(cov)] + [np.asarray(f[2]) for f in fits])))
+        extent = radii.max() * np.sqrt(np.max(np.concatenate([np.diag(cov)] + [v for _, _, v in checked])))
         ax.set_xlim(mean[0] - 1.15 * extent, mean[0] + 1.15 * extent)
         ax.set_ylim(mean[1] - 1.15 * extent, mean[1] + 1.15 * extent)
         ax.set_aspect("equal")

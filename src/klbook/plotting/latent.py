@@ -21,6 +21,29 @@ __all__ = ["show_images", "latent_scatter", "path_profile", "error_histograms"]
 _DIGIT_COLOURS = plt.get_cmap("tab10")
 
 
+def _require_finite(name: str, array: np.ndarray) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
+    if np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN; it must be finite")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains an infinity; it must be finite")
+
+
+def _points(name: str, points: Any) -> np.ndarray:
+    """``points`` as a non-empty, finite array of shape ``(m, 2)``."""
+    array = np.asarray(points, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (m, 2) with m >= 1, got {array.shape}")
+    _require_finite(name, array)
+    return array
+
+
+def _labels_fit(name: str, labels: Sequence[str] | None, count: int, what: str) -> None:
+    """Raise ``ValueError`` unless ``labels`` is ``None`` or holds one label per ``what`` (``count``)."""
+    if labels is not None and len(labels) != count:
+        raise ValueError(f"{name} must have one entry per {what} ({count}), got {len(labels)}")
+
+
 def _as_grid(images: Any, ncols: int | None) -> np.ndarray:
     """Images as an array (rows, cols, d)."""
     arr = np.asarray(images, dtype=np.float64)
@@ -51,21 +74,30 @@ def show_images(
     Parameters
     ----------
     images
-        Flattened images, shape ``(n, d)`` (laid out in rows of ``ncols``) or ``(rows, cols, d)``.
+        Flattened images, shape ``(n, d)`` (laid out in rows of ``ncols``) or ``(rows, cols, d)``; finite.
     shape
         Image shape, ``d = shape[0] * shape[1]``.
     row_labels, col_labels
-        Text left of each row / above each column.
+        Text left of each row / above each column: one per row / column.
     signed
         Pixel values are in ``[0, 1]`` (ink dark on white) unless ``signed``: then each image is shown with
         a diverging colour map symmetric about 0 (for directions such as principal components).
     size
         Side of one image in inches.
+
+    Raises
+    ------
+    ValueError
+        If the images do not fill whole rows, do not have ``shape[0] * shape[1]`` pixels, contain NaN or
+        infinities, or the labels do not match the numbers of rows and columns.
     """
     grid = _as_grid(images, ncols)
     rows, cols, d = grid.shape
     if d != shape[0] * shape[1]:
         raise ValueError(f"images of {d} pixels cannot be shown with shape {shape}")
+    _require_finite("images", grid)
+    _labels_fit("row_labels", row_labels, rows, "row")
+    _labels_fit("col_labels", col_labels, cols, "column")
     left = 1.1 if row_labels is not None else 0.1
     top = 0.35 if (col_labels is not None or title is not None) else 0.1
     with book_style():
@@ -119,7 +151,7 @@ def latent_scatter(
     Parameters
     ----------
     codes
-        Array ``(n, 2)`` of codes.
+        Finite array ``(n, 2)`` of codes, ``n >= 1``.
     labels
         ``n`` integer class labels 0..9 (colours of the ``tab10`` map, one legend entry per class).
     extra
@@ -127,11 +159,22 @@ def latent_scatter(
         from a prior).
     paths
         ``{legend label: array (m, 2)}``: polylines drawn on top (e.g. an interpolation path).
+
+    Raises
+    ------
+    ValueError
+        If ``codes`` is not a non-empty, finite ``(n, 2)`` array with one label per code, or a point set of
+        ``extra`` or ``paths`` is not a non-empty, finite ``(m, 2)`` array.
     """
     z = np.asarray(codes, dtype=np.float64)
     y = np.asarray(labels)
     if z.ndim != 2 or z.shape[1] != 2 or len(z) != len(y):
         raise ValueError(f"codes must have shape (n, 2) matching n labels, got {z.shape} and {y.shape}")
+    if len(z) == 0:
+        raise ValueError("codes is empty; it needs at least one code")
+    _require_finite("codes", z)
+    extra_points = {name: _points(f"extra[{name!r}]", points) for name, points in (extra or {}).items()}
+    path_points = {name: _points(f"paths[{name!r}]", points) for name, points in (paths or {}).items()}
     markers = ["x", "+", "1", "."]
     with book_style():
         fig, ax = plt.subplots(figsize=(width, height))
@@ -139,11 +182,9 @@ def latent_scatter(
             sel = y == label
             colour = _DIGIT_COLOURS(int(label) % 10)
             ax.scatter(z[sel, 0], z[sel, 1], s=6, color=colour, label=str(label), alpha=0.8)
-        for i, (name, points) in enumerate((extra or {}).items()):
-            p = np.asarray(points, dtype=np.float64)
+        for i, (name, p) in enumerate(extra_points.items()):
             ax.scatter(p[:, 0], p[:, 1], s=14, marker=markers[i % len(markers)], color="black", lw=0.8, label=name)
-        for name, points in (paths or {}).items():
-            p = np.asarray(points, dtype=np.float64)
+        for name, p in path_points.items():
             ax.plot(p[:, 0], p[:, 1], "-o", color="black", ms=3, lw=1.2, label=name)
         ax.set_aspect("equal", adjustable="datalim")  # distances in the plane are what the chapter measures
         ax.set_xlabel(xlabel)
@@ -166,18 +207,36 @@ def path_profile(
     height: float = 3.2,
 ) -> Figure:
     """Curves along an interpolation path, e.g. the distance of each decoded image to the nearest
-    training image, with an optional horizontal reference line ``(label, value)``."""
+    training image, with an optional horizontal reference line ``(label, value)``.
+
+    ``t`` is a non-empty, finite 1-D array, and every curve a finite array of its shape (at least one
+    curve); otherwise ``ValueError``.
+    """
     tt = np.asarray(t, dtype=np.float64)
+    if tt.ndim != 1 or tt.size == 0:
+        raise ValueError(f"t must be a non-empty 1-D array, got shape {tt.shape}")
+    _require_finite("t", tt)
+    if not curves:
+        raise ValueError("curves is empty; it needs at least one curve")
+    arrays = {}
+    for name, values in curves.items():
+        array = np.asarray(values, dtype=np.float64)
+        if array.shape != tt.shape:
+            raise ValueError(f"curves[{name!r}] must have shape {tt.shape} like t, got {array.shape}")
+        _require_finite(f"curves[{name!r}]", array)
+        arrays[name] = array
+    if reference is not None and not np.isfinite(reference[1]):
+        raise ValueError(f"the reference value must be finite, got {reference[1]!r}")
     with book_style():
         fig, ax = plt.subplots(figsize=(width, height))
         style = "-o" if len(tt) <= 60 else "-"  # markers only where they can be told apart
-        for name, values in curves.items():
-            ax.plot(tt, np.asarray(values, dtype=np.float64), style, ms=3, label=name)
+        for name, values in arrays.items():
+            ax.plot(tt, values, style, ms=3, label=name)
         if reference is not None:
             ax.axhline(reference[1], color="0.3", ls="--", lw=1, label=reference[0])
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        top = max([float(np.max(v)) for v in curves.values()] + ([reference[1]] if reference else []))
+        top = max([float(np.max(v)) for v in arrays.values()] + ([reference[1]] if reference else []))
         ax.set_ylim(0, 1.3 * top)  # head room for the legend
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -195,18 +254,60 @@ def error_histograms(
 ) -> Figure:
     """Overlaid histograms of scores (e.g. reconstruction errors of normal and anomalous inputs), each
     normalised to total 1 so that groups of different sizes can be compared (the y axis is the share of the
-    group's inputs in each bin). ``log_x`` uses logarithmically spaced bins and axis."""
-    arrays = {name: np.asarray(v, dtype=np.float64) for name, v in errors.items()}
+    group's inputs in each bin).
+
+    Parameters
+    ----------
+    errors
+        ``group name -> scores``: at least one group, each a non-empty, finite 1-D array.
+    bins
+        Number of bins (a positive integer), shared by all groups.
+    log_x
+        Logarithmically spaced bins and axis. The scores must then be non-negative with at least one
+        positive; the bins start at the smallest positive score, and scores of 0 (e.g. exact
+        reconstructions), which a log axis cannot place, are counted in the lowest bin.
+
+    Raises
+    ------
+    ValueError
+        If the groups or ``bins`` are not as described above.
+    """
+    if not errors:
+        raise ValueError("errors must contain at least one group")
+    arrays = {}
+    for name, values in errors.items():
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim != 1:
+            raise ValueError(f"errors[{name!r}] must be one-dimensional, got shape {array.shape}")
+        if array.size == 0:
+            raise ValueError(f"errors[{name!r}] is empty; every group needs at least one value")
+        _require_finite(f"errors[{name!r}]", array)
+        arrays[name] = array
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
     every = np.concatenate(list(arrays.values()))
     if log_x:
-        edges = np.geomspace(max(every.min(), 1e-12), every.max(), bins + 1)
+        if (every < 0).any():
+            raise ValueError(f"log_x needs non-negative errors, got {float(every.min())}")
+        positive = every[every > 0]
+        if positive.size == 0:
+            raise ValueError("log_x needs at least one positive error (every error is 0)")
+        low, high = float(positive.min()), float(positive.max())
+        if low == high:  # one distinct value: a bin range around it
+            low, high = low / 2.0, high * 2.0
+        edges = np.geomspace(low, high, bins + 1)
     else:
-        edges = np.linspace(every.min(), every.max(), bins + 1)
+        low, high = float(every.min()), float(every.max())
+        if low == high:
+            low, high = low - 0.5, high + 0.5
+        edges = np.linspace(low, high, bins + 1)
     with book_style():
         fig, ax = plt.subplots(figsize=(width, height))
         for name, values in arrays.items():
             weights = np.full(len(values), 1.0 / len(values))
-            ax.hist(values, bins=edges, weights=weights, alpha=0.55, label=f"{name} (n={len(values)})")
+            # with log_x, zeros fall below the first edge: count them in the lowest bin
+            ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights, alpha=0.55,
+                    label=f"{name} (n={len(values)})")
         if log_x:
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))

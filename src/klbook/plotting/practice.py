@@ -36,8 +36,17 @@ def _as_1d(name: str, values: Any, *, min_size: int = 2) -> np.ndarray:
     return array
 
 
-def _curves(name: str, curves: Mapping[str, Any], length: int) -> dict[str, np.ndarray]:
-    """Validate ``label -> values`` (non-empty, each 1-D of the given length) before anything is drawn."""
+def _require_finite(name: str, array: np.ndarray) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
+    if np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN; it must be finite")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains an infinity; it must be finite")
+
+
+def _curves(name: str, curves: Mapping[str, Any], length: int, *, finite: bool = True) -> dict[str, np.ndarray]:
+    """Validate ``label -> values`` (non-empty, each 1-D of the given length and, if ``finite``, without NaN or
+    infinities) before anything is drawn."""
     if not curves:
         raise ValueError(f"{name} must contain at least one entry")
     out = {}
@@ -45,6 +54,8 @@ def _curves(name: str, curves: Mapping[str, Any], length: int) -> dict[str, np.n
         array = _as_1d(f"{name}[{label!r}]", values)
         if array.size != length:
             raise ValueError(f"{name}[{label!r}] must have {length} entries, got {array.size}")
+        if finite:
+            _require_finite(f"{name}[{label!r}]", array)
         out[label] = array
     return out
 
@@ -78,7 +89,7 @@ def plot_relative_errors(
     """
     x_ = _as_1d("x", x)
     _require_positive("x", x_)
-    curves = _curves("errors", errors, x_.size)
+    curves = _curves("errors", errors, x_.size, finite=False)  # NaN / inf are drawn at 1 (no correct digit)
     if not 0 < floor < 1:
         raise ValueError(f"floor must be in (0, 1), got {floor!r}")
     with book_style():
@@ -109,8 +120,8 @@ def plot_epsilon_hack(epsilons: Any, values: Mapping[str, Any]) -> tuple[Any, An
     epsilons
         Positive values of :math:`\varepsilon`.
     values
-        ``label -> numbers returned for each epsilon`` (nats). The true divergence is :math:`+\infty`, which
-        no curve can show: the figure states it in its title.
+        ``label -> numbers returned for each epsilon`` (nats, finite). The true divergence is :math:`+\infty`,
+        which no curve can show: the figure states it in its title.
     """
     eps = _as_1d("epsilons", epsilons)
     _require_positive("epsilons", eps)
@@ -147,12 +158,13 @@ def plot_estimator_bias_spread(
     true_kl
         The exact divergences (positive; log horizontal axis).
     relative_bias
-        ``estimator -> (mean estimate - truth) / truth``, measured; drawn as markers with error bars
-        ``bias_error`` (the same keys; two standard errors are drawn).
+        ``estimator -> (mean estimate - truth) / truth``, measured (finite); drawn as markers with error bars
+        ``bias_error`` (the same keys, finite and non-negative; two standard errors are drawn).
     relative_std
-        ``estimator -> standard deviation of the estimate / truth``, measured; markers on a log axis.
+        ``estimator -> standard deviation of the estimate / truth``, measured; markers on a log axis (> 0).
     theory_bias, theory_std
-        Optional ``estimator -> exact values`` at ``true_kl``, drawn as lines of the estimator's colour.
+        Optional ``estimator -> exact values`` at ``true_kl`` (finite; ``theory_std`` > 0), drawn as lines of
+        the estimator's colour.
     n_samples
         Samples per estimate, shown in the title when given.
     """
@@ -162,11 +174,16 @@ def plot_estimator_bias_spread(
         raise ValueError("relative_bias, bias_error and relative_std must have the same estimators as keys")
     biases = _curves("relative_bias", relative_bias, kl.size)
     errors = _curves("bias_error", bias_error, kl.size)
-    spreads = _curves("relative_std", relative_std, kl.size)
+    for name, err in errors.items():
+        if (err < 0).any():
+            raise ValueError(f"bias_error[{name!r}] must be non-negative (standard errors), got {float(err.min())}")
+    spreads = _curves("relative_std", relative_std, kl.size, finite=False)
     for name, spread in spreads.items():
         _require_positive(f"relative_std[{name!r}]", spread)
     theory_b = _curves("theory_bias", theory_bias, kl.size) if theory_bias else {}
-    theory_s = _curves("theory_std", theory_std, kl.size) if theory_std else {}
+    theory_s = _curves("theory_std", theory_std, kl.size, finite=False) if theory_std else {}
+    for name, spread in theory_s.items():
+        _require_positive(f"theory_std[{name!r}]", spread)
     with book_style():
         fig, (left, right) = new_figure(1, 2, width=9.0, height=3.6)
         for i, name in enumerate(biases):
@@ -204,16 +221,16 @@ def plot_running_estimates(
     n
         Sample counts (positive, increasing).
     running
-        ``estimator -> running mean after each count``.
+        ``estimator -> running mean after each count`` (finite).
     truth
         The exact divergence, drawn as a horizontal line.
     spread
-        Optional ``estimator -> running sample standard deviation``, drawn in a second panel (log axes).
+        Optional ``estimator -> running sample standard deviation`` (> 0), drawn in a second panel (log axes).
     """
     n_ = _as_1d("n", n)
     _require_positive("n", n_)
     means = _curves("running", running, n_.size)
-    spreads = _curves("spread", spread, n_.size) if spread else {}
+    spreads = _curves("spread", spread, n_.size, finite=False) if spread else {}
     for label, values in spreads.items():
         _require_positive(f"spread[{label!r}]", values)
     if not np.isfinite(truth):
@@ -249,13 +266,14 @@ def plot_log_density_tails(x: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]
     Parameters
     ----------
     x
-        Grid of points, increasing.
+        Grid of points, increasing (finite).
     curves
         ``label -> log density on the grid``; entries equal to :math:`-\infty` (underflow) are not drawn,
         and the first and last finite points of each curve are marked.
     """
     x_ = _as_1d("x", x)
-    arrays = _curves("curves", curves, x_.size)
+    _require_finite("x", x_)
+    arrays = _curves("curves", curves, x_.size, finite=False)  # -inf (underflow) is what the figure shows
     with book_style():
         fig, ax = new_figure(width=6.4, height=3.6)
         for i, (label, v) in enumerate(arrays.items()):
@@ -289,6 +307,8 @@ def plot_em_progress(
         ELBO after the M-step, :math:`\mathcal L(q_t, \theta_{t+1})` (length ``T``).
         The gap :math:`\log p(x\mid\theta_{t+1}) - \mathcal L(q_t, \theta_{t+1})` (a KL divergence, > 0) is drawn
         on a log axis on the right; zero gaps are not drawn.
+
+    All three must be finite.
     """
     ll = _as_1d("log_likelihood", log_likelihood, min_size=3)
     ea = _as_1d("elbo_after_e", elbo_after_e)
@@ -298,6 +318,8 @@ def plot_em_progress(
             "need len(elbo_after_e) == len(elbo_after_m) == len(log_likelihood) - 1, got "
             f"{ea.size}, {em.size}, {ll.size}"
         )
+    for name, array in (("log_likelihood", ll), ("elbo_after_e", ea), ("elbo_after_m", em)):
+        _require_finite(name, array)
     t = np.arange(ll.size)
     with book_style():
         fig, (left, right) = new_figure(1, 2, width=9.0, height=3.5)
@@ -328,13 +350,19 @@ def plot_temperature_softening(
     Parameters
     ----------
     probabilities
-        ``label -> probability vector``, all of one length K (the number of classes).
+        ``label -> probability vector`` (entries finite, in ``[0, 1]``), all of one length K (the number of
+        classes).
     class_labels
         Names of the K classes (default ``"class 1"``, ...).
     """
     if not probabilities:
         raise ValueError("probabilities must contain at least one distribution")
     arrays = {label: _as_1d(label, p) for label, p in probabilities.items()}
+    for label, p in arrays.items():
+        _require_finite(f"probabilities[{label!r}]", p)
+        if (p < 0).any() or (p > 1).any():
+            raise ValueError(f"probabilities[{label!r}] must lie in [0, 1], got values from {float(p.min())} "
+                             f"to {float(p.max())}")
     sizes = {a.size for a in arrays.values()}
     if len(sizes) != 1:
         raise ValueError(f"every distribution must have the same number of classes, got {sorted(sizes)}")
@@ -349,6 +377,7 @@ def plot_temperature_softening(
             ax.bar(np.arange(k) + (i - (len(arrays) - 1) / 2) * width, p, width, color=f"C{i}", label=label)
         ax.set_xticks(np.arange(k))
         ax.set_xticklabels(labels)
+        ax.set_xlabel("class")
         ax.set_ylabel("probability")
         ax.set_ylim(0.0, 1.0)
         ax.legend(fontsize=8)

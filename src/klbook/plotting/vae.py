@@ -7,6 +7,7 @@ the numbers are computed in the chapter and passed in.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,11 +27,55 @@ __all__ = [
 ]
 
 
+# Colours of the estimators in plot_mc_elbo, cycled; C3 is kept for the log p(x) line.
+_ESTIMATOR_COLOURS = ("C0", "C1", "C2", "C4", "C5", "C6", "C7", "C8", "C9")
+
+# The per-epoch terms plot_training_curves draws, as keys of a train_vae history entry.
+_HISTORY_KEYS = ("train_reconstruction", "test_reconstruction", "train_kl", "test_kl")
+
+
 def _as_1d(name: str, values: Any) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
     return array
+
+
+def _require_finite(name: str, array: np.ndarray) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
+    if np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN; it must be finite")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains an infinity; it must be finite")
+
+
+def _finite_1d(name: str, values: Any, *, length: int | None = None, per: str = "point") -> np.ndarray:
+    """``values`` as a non-empty, finite 1-D float array; with ``length``, one entry per ``per``."""
+    array = _as_1d(name, values)
+    if array.size == 0:
+        raise ValueError(f"{name} is empty; it needs at least one entry")
+    if length is not None and array.size != length:
+        raise ValueError(f"{name} must have one entry per {per} ({length}), got shape {array.shape}")
+    _require_finite(name, array)
+    return array
+
+
+def _require_positive(name: str, array: np.ndarray, why: str) -> None:
+    """Raise ``ValueError`` unless every entry of the (finite) ``array`` is > 0; ``why`` says what needs it."""
+    if (array <= 0).any():
+        raise ValueError(f"{name} must be positive ({why}), got {float(array.min())}")
+
+
+def _require_non_negative(name: str, array: np.ndarray, why: str) -> None:
+    """Raise ``ValueError`` unless every entry of the (finite) ``array`` is >= 0; ``why`` says what needs it."""
+    if (array < 0).any():
+        raise ValueError(f"{name} must be non-negative ({why}), got {float(array.min())}")
+
+
+def _finite_number(name: str, value: float) -> float:
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
 
 
 def plot_mc_elbo(
@@ -45,17 +90,34 @@ def plot_mc_elbo(
     Parameters
     ----------
     n_samples
-        Sample sizes (x axis, log scale).
+        Sample sizes (x axis, log scale), positive.
     estimates
-        ``label -> (means, standard_errors)``, one entry per estimator, each of the length of ``n_samples``.
+        ``label -> (means, standard_errors)``, at least one estimator, each array finite and of the length of
+        ``n_samples`` (standard errors non-negative). Colours cycle if there are many estimators.
     elbo, log_evidence
-        The exact ELBO and :math:`\log p(x)`, drawn as horizontal lines.
+        The exact ELBO and :math:`\log p(x)`, drawn as horizontal lines (finite).
+
+    Raises
+    ------
+    ValueError
+        If ``estimates`` is empty, an array is not finite, 1-D and of the length of ``n_samples``, a sample
+        size is not positive, a standard error is negative, or ``elbo`` or ``log_evidence`` is not finite.
     """
-    n = _as_1d("n_samples", n_samples)
+    n = _finite_1d("n_samples", n_samples)
+    _require_positive("n_samples", n, "it is drawn on a log axis")
+    if not estimates:
+        raise ValueError("estimates must contain at least one estimator")
+    curves = {}
+    for label, (means, errors) in estimates.items():
+        means = _finite_1d(f"means of {label!r}", means, length=n.size, per="sample size")
+        errors = _finite_1d(f"standard_errors of {label!r}", errors, length=n.size, per="sample size")
+        _require_non_negative(f"standard_errors of {label!r}", errors, "standard errors")
+        curves[label] = means, errors
+    elbo = _finite_number("elbo", elbo)
+    log_evidence = _finite_number("log_evidence", log_evidence)
     fig, ax = new_figure(width=6.4, height=3.6)
     with book_style():
-        for (label, (means, errors)), colour in zip(estimates.items(), ("C0", "C1", "C2")):
-            means, errors = _as_1d("means", means), _as_1d("standard_errors", errors)
+        for (label, (means, errors)), colour in zip(curves.items(), itertools.cycle(_ESTIMATOR_COLOURS)):
             ax.plot(n, means, "o-", color=colour, ms=3, label=label)
             ax.fill_between(n, means - 2 * errors, means + 2 * errors, color=colour, alpha=0.2)
         ax.axhline(elbo, color="k", ls="--", lw=1, label="exact ELBO")
@@ -71,12 +133,20 @@ def plot_mc_elbo(
 def plot_gradient_spread(
     dims: Sequence[int], std_reparam: Sequence[float], std_score: Sequence[float]
 ) -> tuple[Any, Any]:
-    """Standard deviation of single-sample gradient estimates against the latent dimension (log-log)."""
-    d = _as_1d("dims", dims)
+    """Standard deviation of single-sample gradient estimates against the latent dimension (log-log).
+
+    All three arrays are non-empty, of one length, finite and positive (both axes are logarithmic);
+    otherwise ``ValueError``.
+    """
+    d = _finite_1d("dims", dims)
+    score = _finite_1d("std_score", std_score, length=d.size, per="dimension")
+    reparam = _finite_1d("std_reparam", std_reparam, length=d.size, per="dimension")
+    for name, array in (("dims", d), ("std_score", score), ("std_reparam", reparam)):
+        _require_positive(name, array, "it is drawn on a log axis")
     fig, ax = new_figure(width=5.2, height=3.4)
     with book_style():
-        ax.loglog(d, _as_1d("std_score", std_score), "s-", label="score function")
-        ax.loglog(d, _as_1d("std_reparam", std_reparam), "o-", label="reparameterisation")
+        ax.loglog(d, score, "s-", label="score function")
+        ax.loglog(d, reparam, "o-", label="reparameterisation")
         ax.set_xlabel("latent dimension $k$")
         ax.set_ylabel(r"std of one-sample estimate of $\partial/\partial\mu_1$")
         ax.legend()
@@ -85,7 +155,23 @@ def plot_gradient_spread(
 
 
 def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, Any]:
-    """Per-epoch reconstruction and KL terms (train and test) from a ``train_vae`` history."""
+    """Per-epoch reconstruction and KL terms (train and test) from a ``train_vae`` history.
+
+    Raises
+    ------
+    ValueError
+        If ``history`` is empty, an entry lacks one of the keys ``train_reconstruction``,
+        ``test_reconstruction``, ``train_kl``, ``test_kl`` (a ``train_autoencoder`` history, for example), or
+        a value is not finite.
+    """
+    if len(history) == 0:
+        raise ValueError("history is empty; it needs at least one epoch")
+    for epoch, entry in enumerate(history, start=1):
+        missing = [key for key in _HISTORY_KEYS if key not in entry]
+        if missing:
+            raise ValueError(f"history entries must have the keys {', '.join(_HISTORY_KEYS)} (a train_vae history); "
+                             f"epoch {epoch} lacks {', '.join(missing)}")
+    terms = {key: _finite_1d(f"history's {key}", [entry[key] for entry in history]) for key in _HISTORY_KEYS}
     epochs = np.arange(1, len(history) + 1)
     fig, axes = new_figure(1, 2, width=8.0, height=3.2)
     with book_style():
@@ -95,7 +181,7 @@ def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, A
             (r"reconstruction $-\mathbb{E}_q[\log p(x\mid z)]$", r"KL term $D(q(z\mid x)\,\|\,p(z))$"),
         ):
             for split, style in (("train", "-"), ("test", "--")):
-                ax.plot(epochs, [h[f"{split}_{term}"] for h in history], style, label=split)
+                ax.plot(epochs, terms[f"{split}_{term}"], style, label=split)
             ax.set_xlabel("epoch")
             ax.set_ylabel("nats per example")
             ax.set_title(title, fontsize=10)
@@ -112,7 +198,8 @@ def plot_image_rows(
     Parameters
     ----------
     rows
-        ``label -> array of shape (m, prod(image_shape))`` with values in ``[0, 1]``; all rows the same ``m``.
+        ``label -> array of shape (m, prod(image_shape))`` with values in ``[0, 1]``; all rows the same
+        ``m >= 1``.
     image_shape
         Shape each flattened image is reshaped to.
     width
@@ -121,13 +208,18 @@ def plot_image_rows(
     Raises
     ------
     ValueError
-        If the rows hold different numbers of images or an image does not have ``prod(image_shape)`` pixels.
+        If the rows hold different numbers of images (or none), an image does not have ``prod(image_shape)``
+        pixels, or a pixel is NaN or infinite.
     """
     arrays = {label: np.asarray(images, dtype=float) for label, images in rows.items()}
-    counts = {a.shape[0] for a in arrays.values()}
+    counts = {a.shape[0] if a.ndim else 0 for a in arrays.values()}
     if len(counts) != 1:
         raise ValueError(f"every row must have the same number of images, got {sorted(counts)}")
     m = counts.pop()
+    if m == 0:
+        raise ValueError("the rows hold no images")
+    for label, images in arrays.items():
+        _require_finite(f"rows[{label!r}]", images)
     h, w = image_shape
     gap = 1
     mosaic = np.full((len(arrays) * (h + gap) - gap, m * (w + gap) - gap), np.nan)
@@ -159,11 +251,19 @@ def plot_kl_per_dimension(
     xlabel: str = "latent dimension",
 ) -> tuple[Any, Any]:
     """Grouped bars of the average KL of each latent dimension (nats, symmetric-log scale), one bar colour
-    per run; ``threshold`` draws the activity threshold as a dotted line."""
-    runs = {label: _as_1d(label, values) for label, values in kl_by_run.items()}
+    per run; ``threshold`` draws the activity threshold as a dotted line.
+
+    Every run must hold the same number of values, each finite and non-negative (a KL), and ``threshold``
+    must be finite and non-negative; otherwise ``ValueError``.
+    """
+    runs = {label: _finite_1d(f"kl_by_run[{label!r}]", values) for label, values in kl_by_run.items()}
+    for label, values in runs.items():
+        _require_non_negative(f"kl_by_run[{label!r}]", values, "an average KL")
     k = {len(v) for v in runs.values()}
     if len(k) != 1:
-        raise ValueError("every run must have the same number of latent dimensions")
+        raise ValueError(f"every run must have the same number of latent dimensions, got {sorted(k)}")
+    if threshold is not None and not (np.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be finite and non-negative, got {threshold!r}")
     n_dims = k.pop()
     width = 0.8 / len(runs)
     fig, ax = new_figure(width=7.0, height=3.4)
@@ -190,8 +290,14 @@ def plot_rate_distortion(
     r"""Test-set rate (KL term) against distortion (reconstruction term), one labelled point per :math:`\beta`.
 
     Dotted lines of slope :math:`-1` are lines of constant ELBO (:math:`-\text{ELBO} = D + R`).
+
+    The three arrays must be non-empty, finite and of one length, and the rates (KL terms) non-negative;
+    otherwise ``ValueError``.
     """
-    r, dist, b = _as_1d("rates", rates), _as_1d("distortions", distortions), _as_1d("betas", betas)
+    r = _finite_1d("rates", rates)
+    _require_non_negative("rates", r, "a rate is a KL term")
+    dist = _finite_1d("distortions", distortions, length=r.size)
+    b = _finite_1d("betas", betas, length=r.size)
     fig, ax = new_figure(width=5.6, height=3.8)
     with book_style():
         ax.plot(r, dist, "o-", color="C0", label=r"$\beta$-VAE runs (test set)")
@@ -218,16 +324,42 @@ def plot_aggregate_posterior(
 
     The contours are drawn at the radii that hold 39%, 86% and 99% of the prior's mass (1, 2 and 3
     standard deviations in every direction).
+
+    Parameters
+    ----------
+    codes
+        Finite array of shape ``(n, 2)``, ``n >= 1``.
+    labels
+        Optional ``n`` class labels (0..9), used as colours.
+    limit
+        Half-width of the square window, positive.
+
+    Raises
+    ------
+    ValueError
+        If ``codes`` is not a non-empty, finite ``(n, 2)`` array, ``labels`` does not hold one finite label
+        per code, or ``limit`` is not positive and finite.
     """
     z = np.asarray(codes, dtype=float)
     if z.ndim != 2 or z.shape[1] != 2:
         raise ValueError(f"codes must have shape (n, 2), got {z.shape}")
+    if z.shape[0] == 0:
+        raise ValueError("codes is empty; it needs at least one code")
+    _require_finite("codes", z)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (z.shape[0],):
+            raise ValueError(f"labels are inconsistent with codes: need one label per code ({z.shape[0]}), "
+                             f"got shape {labels.shape}")
+        _require_finite("labels", labels.astype(float))
+    if not (np.isfinite(limit) and limit > 0):
+        raise ValueError(f"limit must be positive and finite, got {limit!r}")
     fig, ax = new_figure(width=5.0, height=4.4)
     with book_style():
         if labels is None:
             ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.5, label=r"$z \sim q(z)$")
         else:
-            scatter = ax.scatter(z[:, 0], z[:, 1], c=np.asarray(labels), cmap="tab10", s=3, alpha=0.6)
+            scatter = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=3, alpha=0.6)
             fig.colorbar(scatter, ax=ax, label="digit class", ticks=range(10))
         t = np.linspace(0, 2 * np.pi, 200)
         for radius in (1.0, 2.0, 3.0):
