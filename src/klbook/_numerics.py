@@ -47,7 +47,7 @@ def all_true(xp: Any, mask: Any) -> bool:
 
 def where_safe(xp: Any, cond: Any, x: Any, fill: float) -> Any:
     """``x`` where ``cond`` holds, else the harmless constant ``fill`` (keeps unselected branches finite)."""
-    return xp.where(cond, x, xp.full_like(x, fill))
+    return xp.where(cond, x, fill)
 
 
 def half_g_series(xp: Any, v: Any) -> Any:
@@ -148,14 +148,20 @@ def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None) -> Any:
         return value if e is None else value + 0.5 * xp.expm1(s) * e
     e = xp.zeros_like(s) if e is None else e
     big = s > MODERATE_LIMIT
+    neg = ~moderate & ~big
     s_mod = where_safe(xp, moderate, s, 0.0)
-    s_big = where_safe(xp, big, s, 2 * MODERATE_LIMIT)
-    s_neg = where_safe(xp, ~moderate & ~big, s, -2 * MODERATE_LIMIT)
-    mod_value = half_g_moderate(xp, s_mod) + 0.5 * xp.expm1(s_mod) * e
-    half_exp = 0.5 * xp.exp(0.5 * s_big)
-    big_value = half_exp * xp.exp(0.5 * s_big) * (1.0 + e) - 0.5 * (1.0 + s_big + e)
-    neg_value = 0.5 * (xp.exp(s_neg) * (1.0 + e) + (-1.0 - s_neg)) - 0.5 * e
-    return xp.where(moderate, mod_value, xp.where(big, big_value, neg_value))
+    value = half_g_moderate(xp, s_mod) + 0.5 * xp.expm1(s_mod) * e
+    # Each outer branch is evaluated only if some entry needs it (on masked inputs, so autograd stays finite).
+    if bool(xp.any(big)):
+        s_big = where_safe(xp, big, s, 2 * MODERATE_LIMIT)
+        half_exp = 0.5 * xp.exp(0.5 * s_big)
+        big_value = half_exp * xp.exp(0.5 * s_big) * (1.0 + e) - 0.5 * (1.0 + s_big + e)
+        value = xp.where(big, big_value, value)
+    if bool(xp.any(neg)):
+        s_neg = where_safe(xp, neg, s, -2 * MODERATE_LIMIT)
+        neg_value = 0.5 * (xp.exp(s_neg) * (1.0 + e) + (-1.0 - s_neg)) - 0.5 * e
+        value = xp.where(neg, neg_value, value)
+    return value
 
 
 def half_g_of_ratio(xp: Any, a: Any, b: Any) -> Any:
