@@ -1,7 +1,4 @@
 """Tests of klbook.plotting.divergences: each figure draws the numbers it is given, labelled, on white."""
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -10,27 +7,7 @@ from klbook.plotting.divergences import (
     plot_asymmetry, plot_bernoulli_kl, plot_epsilon_dependence, plot_f_generators, plot_pinsker,
     plot_pointwise_integrand)
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def assert_book_figure(fig):
-    """White figure; every axes labelled (a colorbar by its label)."""
-    assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
-    for ax in fig.axes:
-        if hasattr(ax, "_colorbar"):
-            assert ax.get_ylabel() or ax.get_xlabel(), "unlabelled colorbar"
-        else:
-            assert ax.get_ylabel(), f"no y label on {ax}"
-            # panels sharing x carry the label once, on the bottom panel
-            assert any(a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)), f"no x label on {ax}"
-
-
-def legend_texts(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+from .plotting_checks import assert_book_figure, labelled_lines, legend_texts
 
 
 def trapezoid(x, y):
@@ -226,7 +203,7 @@ def test_generators_are_drawn_in_order_with_a_legend(generators_figure):
     fig, ax = generators_figure
     assert_book_figure(fig)
     assert legend_texts(ax) == list(GENERATORS)
-    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    lines = labelled_lines(ax)
     assert len(lines) == len(GENERATORS)
     for line, values in zip(lines, GENERATORS.values()):
         np.testing.assert_array_equal(line.get_xdata(), T)

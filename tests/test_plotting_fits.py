@@ -1,8 +1,6 @@
 """Tests of klbook.plotting.fits: chapter 6's figures draw what klbook.mixtures computes, labelled, on white."""
 import math
 
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -14,26 +12,7 @@ from klbook.plotting.fits import (
     plot_factorised_fits, plot_iterates, plot_mixture_fits, plot_reverse_landscape, plot_separation_scan,
     reverse_kl_grid)
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def assert_book_figure(fig):
-    """White figure; every axes labelled (a colorbar by its label; shared axes by one of the group)."""
-    assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
-    for ax in fig.axes:
-        if hasattr(ax, "_colorbar"):
-            assert ax.get_ylabel() or ax.get_xlabel(), "unlabelled colorbar"
-            continue
-        assert any(a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)), f"no x label on {ax}"
-        assert any(a.get_ylabel() for a in ax.get_shared_y_axes().get_siblings(ax)), f"no y label on {ax}"
-
-
-def legend_texts(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+from .plotting_checks import assert_book_figure, legend_texts
 
 
 # Chapter 6's mixture p = 0.35 N(-2.5, 0.5^2) + 0.65 N(2, 1.2^2) and its fits.

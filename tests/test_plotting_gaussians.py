@@ -1,13 +1,12 @@
 """Tests of klbook.plotting.gaussians: the figures draw what the closed forms say, labelled."""
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from klbook import kl_normal
 from klbook.plotting.gaussians import (
     plot_gaussian_kl_asymmetry, plot_kl_integrand, plot_vae_kl_map, plot_vae_kl_terms, vae_kl_grid)
+
+from .plotting_checks import assert_book_figure, legend_texts
 
 
 def test_grid_matches_closed_form_and_minimum():
@@ -28,13 +27,11 @@ def test_grid_rejects_bad_input(bad):
 
 def test_plots_build_and_label():
     for fig, ax in [plot_kl_integrand(0, 1, 1, 2), plot_vae_kl_map(n=31), plot_gaussian_kl_asymmetry(n=21)]:
-        assert ax.get_xlabel() and ax.get_ylabel()
-        assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
-        plt.close(fig)
+        assert_book_figure(fig)
     fig, axes = plot_vae_kl_terms(n=21)
-    assert len(axes) == 2 and all(a.get_xlabel() and a.get_ylabel() for a in axes)
-    assert len(axes[1].get_legend().get_texts()) == 3
-    plt.close(fig)
+    assert_book_figure(fig)
+    assert len(axes) == 2
+    assert len(legend_texts(axes[1])) == 3
 
 
 def test_integrand_area_is_the_kl():
@@ -43,7 +40,6 @@ def test_integrand_area_is_the_kl():
     x, y = line.get_xdata(), line.get_ydata()
     area = np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x))
     assert abs(area - float(kl_normal(0.0, 1.0, 1.0, 2.0))) < 1e-4
-    plt.close(fig)
 
 
 @pytest.mark.parametrize("args", [(0, 0, 1, 1), (0, 1, 1, -1), (np.nan, 1, 0, 1)])

@@ -1,6 +1,4 @@
 """Tests of klbook.plotting.latent: chapter 4's figures draw the data they are given, labelled, on white."""
-import matplotlib
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -8,23 +6,7 @@ from matplotlib.figure import Figure
 
 from klbook.plotting.latent import error_histograms, latent_scatter, path_profile, show_images
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def assert_book_figure(fig):
-    """A Figure (these functions return the figure alone), white, every axes labelled."""
-    assert isinstance(fig, Figure)
-    assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
-    for ax in fig.axes:
-        assert ax.get_xlabel() and ax.get_ylabel(), f"unlabelled axes {ax}"
-
-
-def legend_texts(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+from .plotting_checks import assert_book_figure, legend_texts
 
 
 IMAGES = np.random.default_rng(0).random((20, 64))  # digits-like: 8 x 8 grey levels in [0, 1]

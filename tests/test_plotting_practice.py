@@ -1,7 +1,4 @@
 """Tests of klbook.plotting.practice: chapter 7's figures draw the numbers they are given, labelled, on white."""
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from scipy import special
@@ -11,26 +8,7 @@ from klbook.plotting.practice import (
     plot_em_progress, plot_epsilon_hack, plot_estimator_bias_spread, plot_log_density_tails, plot_relative_errors,
     plot_running_estimates, plot_temperature_softening)
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def assert_book_figure(fig):
-    """White figure; every axes labelled."""
-    assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
-    for ax in fig.axes:
-        assert ax.get_xlabel() and ax.get_ylabel(), f"unlabelled axes {ax}"
-
-
-def legend_texts(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
-
-
-def labelled_lines(ax):
-    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+from .plotting_checks import assert_book_figure, labelled_lines, legend_texts
 
 
 # ---------------------------------------------------------------- plot_relative_errors
@@ -71,8 +49,8 @@ def test_relative_errors_are_drawn_clipped_to_floor_and_one(relative_errors_figu
     (GRID[:1], {"a": [0.1]}, 1e-17, "at least 2"),
     (GRID, {}, 1e-17, "at least one"),
     (GRID, {"a": ERRORS["klbook"][:-1]}, 1e-17, "97 entries"),
-    (-GRID, ERRORS, 1e-17, "> 0"),
-    (np.where(GRID > 1e-3, np.nan, GRID), ERRORS, 1e-17, "> 0"),
+    (-GRID, ERRORS, 1e-17, "positive"),
+    (np.where(GRID > 1e-3, np.nan, GRID), ERRORS, 1e-17, "positive"),
     (GRID, ERRORS, 0.0, "floor"),
     (GRID, ERRORS, 1.0, "floor"),
 ])
@@ -107,8 +85,8 @@ def test_epsilon_hack_curves_are_the_values_on_an_inverted_log_axis():
 @pytest.mark.parametrize("eps, values, match", [
     (EPSILONS, {}, "at least one"),
     (EPSILONS, {"a": HACKS["replace zeros"][:-1]}, "15 entries"),
-    (-EPSILONS, HACKS, "> 0"),
-    (np.where(EPSILONS < 1e-8, 0.0, EPSILONS), HACKS, "> 0"),
+    (-EPSILONS, HACKS, "positive"),
+    (np.where(EPSILONS < 1e-8, 0.0, EPSILONS), HACKS, "positive"),
     (EPSILONS[:1], {"a": [1.0]}, "at least 2"),
     (EPSILONS, {"a": np.where(EPSILONS < 1e-8, np.nan, 1.0)}, "finite"),
 ])
@@ -189,9 +167,9 @@ def _study_args(**changes):
 
 @pytest.mark.parametrize("changes, match", [
     (dict(relative_std={"k1": STUDY[3]["k1"]}), "same estimators"),
-    (dict(true_kl=-STUDY[0]), "> 0"),
+    (dict(true_kl=-STUDY[0]), "positive"),
     (dict(true_kl=STUDY[0][:3]), "3 entries"),
-    (dict(relative_std={k: np.zeros(4) for k in ("k1", "k2", "k3")}), "> 0"),
+    (dict(relative_std={k: np.zeros(4) for k in ("k1", "k2", "k3")}), "positive"),
     (dict(relative_bias={}, bias_error={}, relative_std={}), "at least one"),
     (dict(bias_error={k: -np.ones(4) for k in ("k1", "k2", "k3")}), "negative"),
     (dict(relative_bias={k: np.array([0.1, np.nan, 0.0, 0.2]) for k in ("k1", "k2", "k3")}), "finite"),
@@ -249,10 +227,10 @@ def test_running_estimates_without_spread_return_one_axes():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(truth=np.nan), "truth"),
     (dict(truth=np.inf), "truth"),
-    (dict(n=RUN_N - RUN_N[0]), "> 0"),
+    (dict(n=RUN_N - RUN_N[0]), "positive"),
     (dict(running={}), "at least one"),
     (dict(running={"k1": RUNNING["k1"][:-1]}), "entries"),
-    (dict(spread={"k1": np.zeros(RUN_N.size)}), "> 0"),
+    (dict(spread={"k1": np.zeros(RUN_N.size)}), "positive"),
     (dict(spread={"k1": RUN_SPREAD["k1"][:-1]}), "entries"),
     (dict(running={"k1": np.where(RUN_N > 100, np.nan, RUNNING["k1"])}), "finite"),
 ])

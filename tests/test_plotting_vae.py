@@ -1,7 +1,4 @@
 """Tests of klbook.plotting.vae: chapter 5's figures draw the numbers they are given, labelled, on white."""
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -9,25 +6,7 @@ from klbook.plotting.vae import (
     plot_aggregate_posterior, plot_gradient_spread, plot_image_rows, plot_kl_per_dimension, plot_mc_elbo,
     plot_rate_distortion, plot_training_curves)
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def assert_book_figure(fig):
-    """White figure; every axes labelled (a colorbar by its label)."""
-    assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
-    for ax in fig.axes:
-        if hasattr(ax, "_colorbar"):
-            assert ax.get_ylabel() or ax.get_xlabel(), "unlabelled colorbar"
-        else:
-            assert ax.get_xlabel() and ax.get_ylabel(), f"unlabelled axes {ax}"
-
-
-def legend_texts(ax):
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+from .plotting_checks import assert_book_figure, legend_texts
 
 
 def band_at(collection, x):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import Normalize
 
+from ._validate import as_1d, positive_number, require_finite, require_positive, require_same_length
 from .style import book_style, new_figure
 
 __all__ = [
@@ -23,34 +24,6 @@ __all__ = [
     "plot_pinsker",
     "plot_epsilon_dependence",
 ]
-
-
-def _as_1d(name: str, values: Any) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1 or array.size < 2:
-        raise ValueError(f"{name} must be a 1-D array with at least 2 entries, got shape {array.shape}")
-    return array
-
-
-def _require_finite(name: str, array: np.ndarray) -> None:
-    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN; it must be finite")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains an infinity; it must be finite")
-
-
-def _require_positive(name: str, array: np.ndarray, why: str) -> None:
-    """Raise ``ValueError`` unless every entry of ``array`` is finite and > 0 (``why`` says what needs it)."""
-    bad = ~(np.isfinite(array) & (array > 0))
-    if bad.any():
-        raise ValueError(f"{name} must be finite and positive ({why}), got {float(array[bad][0])}")
-
-
-def _same_length(**arrays: np.ndarray) -> None:
-    lengths = {name: a.size for name, a in arrays.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"arrays must have the same length, got {lengths}")
 
 
 def plot_pointwise_integrand(
@@ -82,9 +55,9 @@ def plot_pointwise_integrand(
         If the arrays are not 1-D of one length (at least 2), ``x`` is not finite, or ``p`` or ``q`` is not
         finite and strictly positive.
     """
-    x_, p_, q_ = _as_1d("x", x), _as_1d("p", p), _as_1d("q", q)
-    _same_length(x=x_, p=p_, q=q_)
-    _require_finite("x", x_)
+    x_, p_, q_ = as_1d("x", x), as_1d("p", p), as_1d("q", q)
+    require_same_length(x=x_, p=p_, q=q_)
+    require_finite("x", x_)
     for name, density in (("p", p_), ("q", q_)):
         if not (np.isfinite(density).all() and (density > 0).all()):
             raise ValueError(f"p and q must be finite and strictly positive on the grid; {name} is not")
@@ -135,12 +108,12 @@ def plot_bernoulli_kl(
         If ``table`` is not a finite ``(n, n)`` array for ``n = len(grid)``, ``rows`` is empty or holds
         something other than indices into ``grid``, or ``vmax`` is not positive.
     """
-    grid_ = _as_1d("grid", grid)
-    _require_finite("grid", grid_)
+    grid_ = as_1d("grid", grid)
+    require_finite("grid", grid_)
     table_ = np.asarray(table, dtype=float)
     if table_.shape != (grid_.size, grid_.size):
         raise ValueError(f"table must have shape {(grid_.size, grid_.size)}, got {table_.shape}")
-    _require_finite("table", table_)
+    require_finite("table", table_)
     rows_ = np.asarray(rows)
     if rows_.ndim != 1 or rows_.size == 0:
         raise ValueError(f"rows must name at least one row to draw (a 1-D sequence of indices), got {rows!r}")
@@ -148,8 +121,7 @@ def plot_bernoulli_kl(
         raise ValueError(f"rows must be integer indices into grid, got {rows!r}")
     if rows_.min() < 0 or rows_.max() >= grid_.size:
         raise ValueError(f"rows must be indices between 0 and {grid_.size - 1} (one per grid point), got {rows!r}")
-    if not (np.isfinite(vmax) and vmax > 0):
-        raise ValueError(f"vmax must be positive and finite, got {vmax!r}")
+    positive_number("vmax", vmax)
     with book_style():
         fig, (left, right) = new_figure(1, 2, width=9.0, height=3.8)
         left.grid(False)
@@ -203,14 +175,14 @@ def plot_asymmetry(
         If the arrays are not 1-D of one length (at least 2), a value is not finite, or ``log_x`` is set and
         ``x`` has a value <= 0.
     """
-    x_, f_, r_ = _as_1d("x", x), _as_1d("forward", forward), _as_1d("reverse", reverse)
-    _same_length(x=x_, forward=f_, reverse=r_)
+    x_, f_, r_ = as_1d("x", x), as_1d("forward", forward), as_1d("reverse", reverse)
+    require_same_length(x=x_, forward=f_, reverse=r_)
     if log_x:
-        _require_positive("x", x_, "it is drawn on a log axis")
+        require_positive("x", x_, "it is drawn on a log axis")
     else:
-        _require_finite("x", x_)
-    _require_finite("forward", f_)
-    _require_finite("reverse", r_)
+        require_finite("x", x_)
+    require_finite("forward", f_)
+    require_finite("reverse", r_)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.6)
         ax.plot(x_, f_, label=forward_label, color="C0")
@@ -240,16 +212,16 @@ def plot_f_generators(t: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]:
         If ``curves`` is empty, ``t`` has a value that is not finite and > 0, or a curve is not a finite 1-D
         array of the length of ``t``.
     """
-    t_ = _as_1d("t", t)
-    _require_positive("t", t_, "likelihood ratios t = p/q > 0")
+    t_ = as_1d("t", t)
+    require_positive("t", t_, "likelihood ratios t = p/q > 0")
     if not curves:
         raise ValueError("curves must contain at least one generator")
     arrays = {}
     for label, values in curves.items():
-        values_ = _as_1d(f"curves[{label!r}]", values)
+        values_ = as_1d(f"curves[{label!r}]", values)
         if values_.size != t_.size:
             raise ValueError(f"arrays must have the same length, got t: {t_.size}, curves[{label!r}]: {values_.size}")
-        _require_finite(f"curves[{label!r}]", values_)
+        require_finite(f"curves[{label!r}]", values_)
         arrays[label] = values_
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.8)
@@ -282,15 +254,13 @@ def plot_pinsker(kl: Any, tv: Any, *, kl_max: float | None = None) -> tuple[Any,
         If ``kl`` and ``tv`` are not 1-D of one length (at least 2), ``kl`` is not finite and non-negative,
         ``tv`` is not finite, or the right end of the axis is not positive.
     """
-    kl_, tv_ = _as_1d("kl", kl), _as_1d("tv", tv)
-    _same_length(kl=kl_, tv=tv_)
+    kl_, tv_ = as_1d("kl", kl), as_1d("tv", tv)
+    require_same_length(kl=kl_, tv=tv_)
     if not np.isfinite(kl_).all() or (kl_ < 0).any():
         raise ValueError("kl must be finite and non-negative")
-    _require_finite("tv", tv_)
-    right_end = float(kl_.max()) if kl_max is None else float(kl_max)
-    if not (np.isfinite(right_end) and right_end > 0):
-        raise ValueError(f"kl_max (the right end of the axis, default max(kl)) must be positive and finite, "
-                         f"got {right_end!r}")
+    require_finite("tv", tv_)
+    right_end = positive_number("kl_max (the right end of the axis, default max(kl))",
+                                float(kl_.max()) if kl_max is None else float(kl_max))
     d = np.linspace(0.0, right_end, 400)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.8)
@@ -328,10 +298,10 @@ def plot_epsilon_dependence(
         If the arrays are not 1-D of one length (at least 2), ``eps`` is not finite and positive, or
         ``values`` is not finite.
     """
-    eps_, values_ = _as_1d("eps", eps), _as_1d("values", values)
-    _same_length(eps=eps_, values=values_)
-    _require_positive("eps", eps_, "it is drawn on a log axis")
-    _require_finite("values", values_)
+    eps_, values_ = as_1d("eps", eps), as_1d("values", values)
+    require_same_length(eps=eps_, values=values_)
+    require_positive("eps", eps_, "it is drawn on a log axis")
+    require_finite("values", values_)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.4)
         ax.plot(eps_, values_, marker="o", color="C3", label=slope_label or "smoothed divergence")

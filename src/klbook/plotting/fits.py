@@ -21,6 +21,8 @@ from matplotlib.patches import Ellipse
 
 from ..gaussian import normal_logpdf
 from ..mixtures import kl_normal_mixture, mixture_logpdf
+from ._validate import (
+    check_count, check_range, finite_number, points_2d, require_finite, require_one_per, require_positive)
 from .style import book_style, new_figure
 
 __all__ = [
@@ -47,46 +49,10 @@ def _fit_styles() -> Iterator[tuple[str, str]]:
         yield _FIT_COLOURS[i % len(_FIT_COLOURS)], _FIT_LINESTYLES[i % len(_FIT_LINESTYLES)]
 
 
-def _require_finite(name: str, array: Any) -> None:
-    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
-    array = np.asarray(array, dtype=float)
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN; it must be finite")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains an infinity; it must be finite")
-
-
-def _check_n(n: int) -> int:
-    if int(n) != n or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    return int(n)
-
-
-def _path(name: str, path: Any) -> np.ndarray:
-    """An optimisation path as a finite array of iterates ``(mu, sigma)``, shape ``(steps, 2)``."""
-    array = np.asarray(path, dtype=float)
-    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (steps, 2) with steps >= 1, got {array.shape}")
-    _require_finite(name, array)
-    return array
-
-
 def _mixture_range(means: Sequence[float], stds: Sequence[float], pad: float = 4.0) -> tuple[float, float]:
     low = min(m - pad * s for m, s in zip(means, stds))
     high = max(m + pad * s for m, s in zip(means, stds))
     return float(low), float(high)
-
-
-def _check_range(name: str, bounds: tuple[float, float], *, positive: bool = False) -> tuple[float, float]:
-    try:
-        low, high = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of numbers (low, high), got {bounds!r}") from None
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be finite with low < high, got ({low}, {high})")
-    if positive and low <= 0:
-        raise ValueError(f"{name} must be positive (standard deviations), got low = {low}")
-    return low, high
 
 
 def plot_mixture_fits(
@@ -104,8 +70,8 @@ def plot_mixture_fits(
     ``fits`` is a sequence of ``(label, mu, sigma)`` (any number: colours and line styles cycle); ``ax`` draws
     into existing axes; ``n >= 2`` is the number of grid points.
     """
-    n = _check_n(n)
-    low, high = _check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
+    n = check_count("n", n)
+    low, high = check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
     x = np.linspace(low, high, n)
     density = np.exp(mixture_logpdf(x, weights, means, stds))
     with book_style():
@@ -141,9 +107,9 @@ def reverse_kl_grid(
     mu, sigma, divergence
         Arrays of shape ``(n, n)``; ``mu`` varies along axis 1, ``sigma`` along axis 0.
     """
-    mu_lo, mu_hi = _check_range("mu_range", mu_range)
-    s_lo, s_hi = _check_range("sigma_range", sigma_range, positive=True)
-    n = _check_n(n)
+    mu_lo, mu_hi = check_range("mu_range", mu_range)
+    s_lo, s_hi = check_range("sigma_range", sigma_range, positive=True)
+    n = check_count("n", n)
     mu, sigma = np.meshgrid(np.linspace(mu_lo, mu_hi, n), np.geomspace(s_lo, s_hi, n))
     return mu, sigma, kl_normal_mixture(mu, sigma, weights, means, stds, "reverse")
 
@@ -186,11 +152,10 @@ def plot_reverse_landscape(
     if div.ndim != 2 or min(div.shape) < 2 or mu.shape != div.shape or sigma.shape != div.shape:
         raise ValueError(f"mu, sigma and divergence must be 2-D arrays of one shape (at least 2 x 2), got shapes "
                          f"{mu.shape}, {sigma.shape} and {div.shape}")
-    _require_finite("mu", mu)
-    if not (np.isfinite(sigma).all() and (sigma > 0).all()):
-        raise ValueError("sigma must be finite and positive (standard deviations, drawn on a log axis)")
-    _require_finite("divergence", div)
-    paths = [_path(f"paths[{i}]", path) for i, path in enumerate(paths)]
+    require_finite("mu", mu)
+    require_positive("sigma", sigma, "standard deviations, drawn on a log axis")
+    require_finite("divergence", div)
+    paths = [points_2d(f"paths[{i}]", path, rows="steps") for i, path in enumerate(paths)]
     low, top = float(np.min(div)), float(np.max(div))
     if low == top:
         raise ValueError(f"the divergence is constant on the grid ({top!r}); there is no landscape to contour")
@@ -262,11 +227,10 @@ def plot_iterates(
         raise ValueError("paths must contain at least one path (the rows of the figure)")
     if len(steps) == 0:
         raise ValueError("steps must contain at least one step (the columns of the figure)")
-    paths = [_path(f"paths[{i}]", path) for i, path in enumerate(paths)]
-    if row_labels is not None and len(row_labels) != len(paths):
-        raise ValueError(f"row_labels must have one entry per path ({len(paths)}), got {len(row_labels)}")
-    n = _check_n(n)
-    low, high = _check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
+    paths = [points_2d(f"paths[{i}]", path, rows="steps") for i, path in enumerate(paths)]
+    require_one_per("row_labels", row_labels, len(paths), "path")
+    n = check_count("n", n)
+    low, high = check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
     for step in steps:
         for path in paths:
             if not 0 <= step < len(path):
@@ -339,12 +303,11 @@ def plot_separation_scan(
             raise ValueError(f"branch {k} ({b['label']!r}): separation, mu and divergence must be non-empty 1-D "
                              f"arrays of one shape, got shapes {shapes}")
         for key, a in arrays.items():
-            _require_finite(f"branch {k} ({b['label']!r}) {key}", a)
+            require_finite(f"branch {k} ({b['label']!r}) {key}", a)
         checked.append({**b, **arrays})
     branches = checked
     for name, value in (("fold", fold), ("switch", switch), ("bimodal", bimodal), ("asymptote", asymptote)):
-        if not np.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
+        finite_number(name, value)
     with book_style():
         fig, axes = new_figure(1, 2, width=9.0, height=3.6)
         ax = axes[0]
@@ -409,8 +372,8 @@ def plot_factorised_fits(
     cov = np.asarray(cov, dtype=float)
     if mean.shape != (2,) or cov.shape != (2, 2):
         raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
-    _require_finite("mean", mean)
-    _require_finite("cov", cov)
+    require_finite("mean", mean)
+    require_finite("cov", cov)
     if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
         raise ValueError(f"cov must be symmetric positive definite, got {cov.tolist()}")
     radii = np.asarray(radii, dtype=float)
@@ -424,7 +387,7 @@ def plot_factorised_fits(
         if m.shape != (2,) or variances.shape != (2,):
             raise ValueError(f"fit {label!r}: mean and variances must have shape (2,), got {m.shape} and "
                              f"{variances.shape}")
-        _require_finite(f"fit {label!r}: mean", m)
+        require_finite(f"fit {label!r}: mean", m)
         if not (np.isfinite(variances).all() and (variances > 0).all()):
             raise ValueError(f"fit {label!r}: variances must be finite and positive, got {variances.tolist()}")
         checked.append((label, m, variances))

@@ -17,6 +17,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 
 from ..gaussian import kl_normal, kl_std_normal, normal_logpdf
+from ._validate import check_count, check_range, finite_number, positive_number
 from .style import book_style, new_figure
 
 __all__ = [
@@ -26,24 +27,6 @@ __all__ = [
     "plot_vae_kl_terms",
     "plot_gaussian_kl_asymmetry",
 ]
-
-
-def _check_range(name: str, bounds: tuple[float, float], *, positive: bool = False) -> tuple[float, float]:
-    try:
-        low, high = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair of numbers (low, high), got {bounds!r}") from None
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be finite with low < high, got ({low}, {high})")
-    if positive and low <= 0:
-        raise ValueError(f"{name} must be positive (standard deviations), got low = {low}")
-    return low, high
-
-
-def _check_count(name: str, n: int, minimum: int = 2) -> int:
-    if int(n) != n or n < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
-    return int(n)
 
 
 def vae_kl_grid(
@@ -71,9 +54,9 @@ def vae_kl_grid(
     ValueError
         For ranges that are not finite increasing pairs, a non-positive ``sigma`` bound, or ``n < 2``.
     """
-    mu_lo, mu_hi = _check_range("mu_range", mu_range)
-    s_lo, s_hi = _check_range("sigma_range", sigma_range, positive=True)
-    n = _check_count("n", n)
+    mu_lo, mu_hi = check_range("mu_range", mu_range)
+    s_lo, s_hi = check_range("sigma_range", sigma_range, positive=True)
+    n = check_count("n", n)
     mu, sigma = np.meshgrid(np.linspace(mu_lo, mu_hi, n), np.geomspace(s_lo, s_hi, n))
     kl = kl_std_normal(mu[..., None], 2.0 * np.log(sigma)[..., None])
     return mu, sigma, kl
@@ -93,10 +76,9 @@ def plot_kl_integrand(
     ValueError
         For a non-positive or non-finite ``sigma``, a non-finite mean, or ``n < 2``.
     """
-    n = _check_count("n", n)
+    n = check_count("n", n)
     for name, value in (("mu_p", mu_p), ("mu_q", mu_q)):
-        if not np.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
+        finite_number(name, value)
     for name, value in (("sigma_p", sigma_p), ("sigma_q", sigma_q)):
         if not (np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite standard deviation, got {value!r}")
@@ -169,10 +151,9 @@ def plot_vae_kl_terms(
     fig, axes
         The figure and its two axes.
     """
-    if not (np.isfinite(mu_max) and mu_max > 0):
-        raise ValueError(f"mu_max must be positive and finite, got {mu_max!r}")
-    s_lo, s_hi = _check_range("sigma_range", sigma_range, positive=True)
-    n = _check_count("n", n)
+    positive_number("mu_max", mu_max)
+    s_lo, s_hi = check_range("sigma_range", sigma_range, positive=True)
+    n = check_count("n", n)
     mu = np.linspace(-mu_max, mu_max, n)
     sigma = np.linspace(s_lo, s_hi, n)
     mean_term = kl_std_normal(mu[:, None], np.zeros((n, 1)))
@@ -207,10 +188,9 @@ def plot_gaussian_kl_asymmetry(
     Plots :math:`D(p\,\|\,q)` and :math:`D(q\,\|\,p)` against the standard deviation ``s`` (log axis) for
     the mean offset ``m = mean_offset``; the curves meet only at ``s = 1``, where the variances are equal.
     """
-    s_lo, s_hi = _check_range("scale_range", scale_range, positive=True)
-    if not np.isfinite(mean_offset):
-        raise ValueError(f"mean_offset must be finite, got {mean_offset!r}")
-    n = _check_count("n", n)
+    s_lo, s_hi = check_range("scale_range", scale_range, positive=True)
+    finite_number("mean_offset", mean_offset)
+    n = check_count("n", n)
     s = np.geomspace(s_lo, s_hi, n)
     forward = kl_normal(0.0, 1.0, mean_offset, s)
     reverse = kl_normal(mean_offset, s, 0.0, 1.0)

@@ -14,34 +14,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from ._validate import finite_1d, finite_number, points_2d, require_finite, require_one_per
 from .style import book_style
 
 __all__ = ["show_images", "latent_scatter", "path_profile", "error_histograms"]
 
 _DIGIT_COLOURS = plt.get_cmap("tab10")
-
-
-def _require_finite(name: str, array: np.ndarray) -> None:
-    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN; it must be finite")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains an infinity; it must be finite")
-
-
-def _points(name: str, points: Any) -> np.ndarray:
-    """``points`` as a non-empty, finite array of shape ``(m, 2)``."""
-    array = np.asarray(points, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (m, 2) with m >= 1, got {array.shape}")
-    _require_finite(name, array)
-    return array
-
-
-def _labels_fit(name: str, labels: Sequence[str] | None, count: int, what: str) -> None:
-    """Raise ``ValueError`` unless ``labels`` is ``None`` or holds one label per ``what`` (``count``)."""
-    if labels is not None and len(labels) != count:
-        raise ValueError(f"{name} must have one entry per {what} ({count}), got {len(labels)}")
 
 
 def _as_grid(images: Any, ncols: int | None) -> np.ndarray:
@@ -95,9 +73,9 @@ def show_images(
     rows, cols, d = grid.shape
     if d != shape[0] * shape[1]:
         raise ValueError(f"images of {d} pixels cannot be shown with shape {shape}")
-    _require_finite("images", grid)
-    _labels_fit("row_labels", row_labels, rows, "row")
-    _labels_fit("col_labels", col_labels, cols, "column")
+    require_finite("images", grid)
+    require_one_per("row_labels", row_labels, rows, "row")
+    require_one_per("col_labels", col_labels, cols, "column")
     left = 1.1 if row_labels is not None else 0.1
     top = 0.35 if (col_labels is not None or title is not None) else 0.1
     with book_style():
@@ -172,9 +150,9 @@ def latent_scatter(
         raise ValueError(f"codes must have shape (n, 2) matching n labels, got {z.shape} and {y.shape}")
     if len(z) == 0:
         raise ValueError("codes is empty; it needs at least one code")
-    _require_finite("codes", z)
-    extra_points = {name: _points(f"extra[{name!r}]", points) for name, points in (extra or {}).items()}
-    path_points = {name: _points(f"paths[{name!r}]", points) for name, points in (paths or {}).items()}
+    require_finite("codes", z)
+    extra_points = {name: points_2d(f"extra[{name!r}]", points) for name, points in (extra or {}).items()}
+    path_points = {name: points_2d(f"paths[{name!r}]", points) for name, points in (paths or {}).items()}
     markers = ["x", "+", "1", "."]
     with book_style():
         fig, ax = plt.subplots(figsize=(width, height))
@@ -212,10 +190,7 @@ def path_profile(
     ``t`` is a non-empty, finite 1-D array, and every curve a finite array of its shape (at least one
     curve); otherwise ``ValueError``.
     """
-    tt = np.asarray(t, dtype=np.float64)
-    if tt.ndim != 1 or tt.size == 0:
-        raise ValueError(f"t must be a non-empty 1-D array, got shape {tt.shape}")
-    _require_finite("t", tt)
+    tt = finite_1d("t", t)
     if not curves:
         raise ValueError("curves is empty; it needs at least one curve")
     arrays = {}
@@ -223,10 +198,10 @@ def path_profile(
         array = np.asarray(values, dtype=np.float64)
         if array.shape != tt.shape:
             raise ValueError(f"curves[{name!r}] must have shape {tt.shape} like t, got {array.shape}")
-        _require_finite(f"curves[{name!r}]", array)
+        require_finite(f"curves[{name!r}]", array)
         arrays[name] = array
-    if reference is not None and not np.isfinite(reference[1]):
-        raise ValueError(f"the reference value must be finite, got {reference[1]!r}")
+    if reference is not None:
+        finite_number("the reference value", reference[1])
     with book_style():
         fig, ax = plt.subplots(figsize=(width, height))
         style = "-o" if len(tt) <= 60 else "-"  # markers only where they can be told apart
@@ -274,15 +249,7 @@ def error_histograms(
     """
     if not errors:
         raise ValueError("errors must contain at least one group")
-    arrays = {}
-    for name, values in errors.items():
-        array = np.asarray(values, dtype=np.float64)
-        if array.ndim != 1:
-            raise ValueError(f"errors[{name!r}] must be one-dimensional, got shape {array.shape}")
-        if array.size == 0:
-            raise ValueError(f"errors[{name!r}] is empty; every group needs at least one value")
-        _require_finite(f"errors[{name!r}]", array)
-        arrays[name] = array
+    arrays = {name: finite_1d(f"errors[{name!r}]", values) for name, values in errors.items()}
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     every = np.concatenate(list(arrays.values()))

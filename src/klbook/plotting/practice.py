@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import as_1d, finite_number, require_finite, require_non_negative, require_positive
 from .style import book_style, new_figure
 
 __all__ = [
@@ -29,21 +30,6 @@ _MARKERS = ("o", "s", "^", "D", "v")
 _LINESTYLES = ("-", "--", ":", "-.")
 
 
-def _as_1d(name: str, values: Any, *, min_size: int = 2) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1 or array.size < min_size:
-        raise ValueError(f"{name} must be a 1-D array with at least {min_size} entries, got shape {array.shape}")
-    return array
-
-
-def _require_finite(name: str, array: np.ndarray) -> None:
-    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN; it must be finite")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains an infinity; it must be finite")
-
-
 def _curves(name: str, curves: Mapping[str, Any], length: int, *, finite: bool = True) -> dict[str, np.ndarray]:
     """Validate ``label -> values`` (non-empty, each 1-D of the given length and, if ``finite``, without NaN or
     infinities) before anything is drawn."""
@@ -51,18 +37,13 @@ def _curves(name: str, curves: Mapping[str, Any], length: int, *, finite: bool =
         raise ValueError(f"{name} must contain at least one entry")
     out = {}
     for label, values in curves.items():
-        array = _as_1d(f"{name}[{label!r}]", values)
+        array = as_1d(f"{name}[{label!r}]", values)
         if array.size != length:
             raise ValueError(f"{name}[{label!r}] must have {length} entries, got {array.size}")
         if finite:
-            _require_finite(f"{name}[{label!r}]", array)
+            require_finite(f"{name}[{label!r}]", array)
         out[label] = array
     return out
-
-
-def _require_positive(name: str, array: np.ndarray) -> None:
-    if not (np.isfinite(array).all() and (array > 0).all()):
-        raise ValueError(f"{name} must be finite and > 0 (it is drawn on a log axis)")
 
 
 def plot_relative_errors(
@@ -87,8 +68,8 @@ def plot_relative_errors(
     x_label
         Label of the horizontal axis.
     """
-    x_ = _as_1d("x", x)
-    _require_positive("x", x_)
+    x_ = as_1d("x", x)
+    require_positive("x", x_, "it is drawn on a log axis")
     curves = _curves("errors", errors, x_.size, finite=False)  # NaN / inf are drawn at 1 (no correct digit)
     if not 0 < floor < 1:
         raise ValueError(f"floor must be in (0, 1), got {floor!r}")
@@ -123,8 +104,8 @@ def plot_epsilon_hack(epsilons: Any, values: Mapping[str, Any]) -> tuple[Any, An
         ``label -> numbers returned for each epsilon`` (nats, finite). The true divergence is :math:`+\infty`,
         which no curve can show: the figure states it in its title.
     """
-    eps = _as_1d("epsilons", epsilons)
-    _require_positive("epsilons", eps)
+    eps = as_1d("epsilons", epsilons)
+    require_positive("epsilons", eps, "it is drawn on a log axis")
     curves = _curves("values", values, eps.size)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.4)
@@ -168,22 +149,21 @@ def plot_estimator_bias_spread(
     n_samples
         Samples per estimate, shown in the title when given.
     """
-    kl = _as_1d("true_kl", true_kl)
-    _require_positive("true_kl", kl)
+    kl = as_1d("true_kl", true_kl)
+    require_positive("true_kl", kl, "it is drawn on a log axis")
     if set(relative_bias) != set(relative_std) or set(relative_bias) != set(bias_error):
         raise ValueError("relative_bias, bias_error and relative_std must have the same estimators as keys")
     biases = _curves("relative_bias", relative_bias, kl.size)
     errors = _curves("bias_error", bias_error, kl.size)
     for name, err in errors.items():
-        if (err < 0).any():
-            raise ValueError(f"bias_error[{name!r}] must be non-negative (standard errors), got {float(err.min())}")
+        require_non_negative(f"bias_error[{name!r}]", err, "standard errors")
     spreads = _curves("relative_std", relative_std, kl.size, finite=False)
     for name, spread in spreads.items():
-        _require_positive(f"relative_std[{name!r}]", spread)
+        require_positive(f"relative_std[{name!r}]", spread, "it is drawn on a log axis")
     theory_b = _curves("theory_bias", theory_bias, kl.size) if theory_bias else {}
     theory_s = _curves("theory_std", theory_std, kl.size, finite=False) if theory_std else {}
     for name, spread in theory_s.items():
-        _require_positive(f"theory_std[{name!r}]", spread)
+        require_positive(f"theory_std[{name!r}]", spread, "it is drawn on a log axis")
     with book_style():
         fig, (left, right) = new_figure(1, 2, width=9.0, height=3.6)
         for i, name in enumerate(biases):
@@ -227,14 +207,13 @@ def plot_running_estimates(
     spread
         Optional ``estimator -> running sample standard deviation`` (> 0), drawn in a second panel (log axes).
     """
-    n_ = _as_1d("n", n)
-    _require_positive("n", n_)
+    n_ = as_1d("n", n)
+    require_positive("n", n_, "it is drawn on a log axis")
     means = _curves("running", running, n_.size)
     spreads = _curves("spread", spread, n_.size, finite=False) if spread else {}
     for label, values in spreads.items():
-        _require_positive(f"spread[{label!r}]", values)
-    if not np.isfinite(truth):
-        raise ValueError(f"truth must be finite, got {truth!r}")
+        require_positive(f"spread[{label!r}]", values, "it is drawn on a log axis")
+    finite_number("truth", truth)
     with book_style():
         if spreads:
             fig, (left, right) = new_figure(1, 2, width=9.0, height=3.4)
@@ -271,8 +250,8 @@ def plot_log_density_tails(x: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]
         ``label -> log density on the grid``; entries equal to :math:`-\infty` (underflow) are not drawn,
         and the first and last finite points of each curve are marked.
     """
-    x_ = _as_1d("x", x)
-    _require_finite("x", x_)
+    x_ = as_1d("x", x)
+    require_finite("x", x_)
     arrays = _curves("curves", curves, x_.size, finite=False)  # -inf (underflow) is what the figure shows
     with book_style():
         fig, ax = new_figure(width=6.4, height=3.6)
@@ -310,16 +289,16 @@ def plot_em_progress(
 
     All three must be finite.
     """
-    ll = _as_1d("log_likelihood", log_likelihood, min_size=3)
-    ea = _as_1d("elbo_after_e", elbo_after_e)
-    em = _as_1d("elbo_after_m", elbo_after_m)
+    ll = as_1d("log_likelihood", log_likelihood, min_size=3)
+    ea = as_1d("elbo_after_e", elbo_after_e)
+    em = as_1d("elbo_after_m", elbo_after_m)
     if not (ea.size == em.size == ll.size - 1):
         raise ValueError(
             "need len(elbo_after_e) == len(elbo_after_m) == len(log_likelihood) - 1, got "
             f"{ea.size}, {em.size}, {ll.size}"
         )
     for name, array in (("log_likelihood", ll), ("elbo_after_e", ea), ("elbo_after_m", em)):
-        _require_finite(name, array)
+        require_finite(name, array)
     t = np.arange(ll.size)
     with book_style():
         fig, (left, right) = new_figure(1, 2, width=9.0, height=3.5)
@@ -357,9 +336,9 @@ def plot_temperature_softening(
     """
     if not probabilities:
         raise ValueError("probabilities must contain at least one distribution")
-    arrays = {label: _as_1d(label, p) for label, p in probabilities.items()}
+    arrays = {label: as_1d(label, p) for label, p in probabilities.items()}
     for label, p in arrays.items():
-        _require_finite(f"probabilities[{label!r}]", p)
+        require_finite(f"probabilities[{label!r}]", p)
         if (p < 0).any() or (p > 1).any():
             raise ValueError(f"probabilities[{label!r}] must lie in [0, 1], got values from {float(p.min())} "
                              f"to {float(p.max())}")

@@ -14,6 +14,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ._validate import (
+    finite_1d, finite_number, positive_number, require_finite, require_non_negative, require_positive)
 from .style import book_style, new_figure
 
 __all__ = [
@@ -32,50 +34,6 @@ _ESTIMATOR_COLOURS = ("C0", "C1", "C2", "C4", "C5", "C6", "C7", "C8", "C9")
 
 # The per-epoch terms plot_training_curves draws, as keys of a train_vae history entry.
 _HISTORY_KEYS = ("train_reconstruction", "test_reconstruction", "train_kl", "test_kl")
-
-
-def _as_1d(name: str, values: Any) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    return array
-
-
-def _require_finite(name: str, array: np.ndarray) -> None:
-    """Raise ``ValueError`` naming ``name`` if ``array`` holds NaN or an infinity."""
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN; it must be finite")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains an infinity; it must be finite")
-
-
-def _finite_1d(name: str, values: Any, *, length: int | None = None, per: str = "point") -> np.ndarray:
-    """``values`` as a non-empty, finite 1-D float array; with ``length``, one entry per ``per``."""
-    array = _as_1d(name, values)
-    if array.size == 0:
-        raise ValueError(f"{name} is empty; it needs at least one entry")
-    if length is not None and array.size != length:
-        raise ValueError(f"{name} must have one entry per {per} ({length}), got shape {array.shape}")
-    _require_finite(name, array)
-    return array
-
-
-def _require_positive(name: str, array: np.ndarray, why: str) -> None:
-    """Raise ``ValueError`` unless every entry of the (finite) ``array`` is > 0; ``why`` says what needs it."""
-    if (array <= 0).any():
-        raise ValueError(f"{name} must be positive ({why}), got {float(array.min())}")
-
-
-def _require_non_negative(name: str, array: np.ndarray, why: str) -> None:
-    """Raise ``ValueError`` unless every entry of the (finite) ``array`` is >= 0; ``why`` says what needs it."""
-    if (array < 0).any():
-        raise ValueError(f"{name} must be non-negative ({why}), got {float(array.min())}")
-
-
-def _finite_number(name: str, value: float) -> float:
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
 
 
 def plot_mc_elbo(
@@ -103,18 +61,18 @@ def plot_mc_elbo(
         If ``estimates`` is empty, an array is not finite, 1-D and of the length of ``n_samples``, a sample
         size is not positive, a standard error is negative, or ``elbo`` or ``log_evidence`` is not finite.
     """
-    n = _finite_1d("n_samples", n_samples)
-    _require_positive("n_samples", n, "it is drawn on a log axis")
+    n = finite_1d("n_samples", n_samples)
+    require_positive("n_samples", n, "it is drawn on a log axis")
     if not estimates:
         raise ValueError("estimates must contain at least one estimator")
     curves = {}
     for label, (means, errors) in estimates.items():
-        means = _finite_1d(f"means of {label!r}", means, length=n.size, per="sample size")
-        errors = _finite_1d(f"standard_errors of {label!r}", errors, length=n.size, per="sample size")
-        _require_non_negative(f"standard_errors of {label!r}", errors, "standard errors")
+        means = finite_1d(f"means of {label!r}", means, length=n.size, per="sample size")
+        errors = finite_1d(f"standard_errors of {label!r}", errors, length=n.size, per="sample size")
+        require_non_negative(f"standard_errors of {label!r}", errors, "standard errors")
         curves[label] = means, errors
-    elbo = _finite_number("elbo", elbo)
-    log_evidence = _finite_number("log_evidence", log_evidence)
+    elbo = finite_number("elbo", elbo)
+    log_evidence = finite_number("log_evidence", log_evidence)
     fig, ax = new_figure(width=6.4, height=3.6)
     with book_style():
         for (label, (means, errors)), colour in zip(curves.items(), itertools.cycle(_ESTIMATOR_COLOURS)):
@@ -138,11 +96,11 @@ def plot_gradient_spread(
     All three arrays are non-empty, of one length, finite and positive (both axes are logarithmic);
     otherwise ``ValueError``.
     """
-    d = _finite_1d("dims", dims)
-    score = _finite_1d("std_score", std_score, length=d.size, per="dimension")
-    reparam = _finite_1d("std_reparam", std_reparam, length=d.size, per="dimension")
+    d = finite_1d("dims", dims)
+    score = finite_1d("std_score", std_score, length=d.size, per="dimension")
+    reparam = finite_1d("std_reparam", std_reparam, length=d.size, per="dimension")
     for name, array in (("dims", d), ("std_score", score), ("std_reparam", reparam)):
-        _require_positive(name, array, "it is drawn on a log axis")
+        require_positive(name, array, "it is drawn on a log axis")
     fig, ax = new_figure(width=5.2, height=3.4)
     with book_style():
         ax.loglog(d, score, "s-", label="score function")
@@ -171,7 +129,7 @@ def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, A
         if missing:
             raise ValueError(f"history entries must have the keys {', '.join(_HISTORY_KEYS)} (a train_vae history); "
                              f"epoch {epoch} lacks {', '.join(missing)}")
-    terms = {key: _finite_1d(f"history's {key}", [entry[key] for entry in history]) for key in _HISTORY_KEYS}
+    terms = {key: finite_1d(f"history's {key}", [entry[key] for entry in history]) for key in _HISTORY_KEYS}
     epochs = np.arange(1, len(history) + 1)
     fig, axes = new_figure(1, 2, width=8.0, height=3.2)
     with book_style():
@@ -219,7 +177,7 @@ def plot_image_rows(
     if m == 0:
         raise ValueError("the rows hold no images")
     for label, images in arrays.items():
-        _require_finite(f"rows[{label!r}]", images)
+        require_finite(f"rows[{label!r}]", images)
     h, w = image_shape
     gap = 1
     mosaic = np.full((len(arrays) * (h + gap) - gap, m * (w + gap) - gap), np.nan)
@@ -256,9 +214,9 @@ def plot_kl_per_dimension(
     Every run must hold the same number of values, each finite and non-negative (a KL), and ``threshold``
     must be finite and non-negative; otherwise ``ValueError``.
     """
-    runs = {label: _finite_1d(f"kl_by_run[{label!r}]", values) for label, values in kl_by_run.items()}
+    runs = {label: finite_1d(f"kl_by_run[{label!r}]", values) for label, values in kl_by_run.items()}
     for label, values in runs.items():
-        _require_non_negative(f"kl_by_run[{label!r}]", values, "an average KL")
+        require_non_negative(f"kl_by_run[{label!r}]", values, "an average KL")
     k = {len(v) for v in runs.values()}
     if len(k) != 1:
         raise ValueError(f"every run must have the same number of latent dimensions, got {sorted(k)}")
@@ -294,10 +252,10 @@ def plot_rate_distortion(
     The three arrays must be non-empty, finite and of one length, and the rates (KL terms) non-negative;
     otherwise ``ValueError``.
     """
-    r = _finite_1d("rates", rates)
-    _require_non_negative("rates", r, "a rate is a KL term")
-    dist = _finite_1d("distortions", distortions, length=r.size)
-    b = _finite_1d("betas", betas, length=r.size)
+    r = finite_1d("rates", rates)
+    require_non_negative("rates", r, "a rate is a KL term")
+    dist = finite_1d("distortions", distortions, length=r.size)
+    b = finite_1d("betas", betas, length=r.size)
     fig, ax = new_figure(width=5.6, height=3.8)
     with book_style():
         ax.plot(r, dist, "o-", color="C0", label=r"$\beta$-VAE runs (test set)")
@@ -345,15 +303,14 @@ def plot_aggregate_posterior(
         raise ValueError(f"codes must have shape (n, 2), got {z.shape}")
     if z.shape[0] == 0:
         raise ValueError("codes is empty; it needs at least one code")
-    _require_finite("codes", z)
+    require_finite("codes", z)
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (z.shape[0],):
             raise ValueError(f"labels are inconsistent with codes: need one label per code ({z.shape[0]}), "
                              f"got shape {labels.shape}")
-        _require_finite("labels", labels.astype(float))
-    if not (np.isfinite(limit) and limit > 0):
-        raise ValueError(f"limit must be positive and finite, got {limit!r}")
+        require_finite("labels", labels)
+    positive_number("limit", limit)
     fig, ax = new_figure(width=5.0, height=4.4)
     with book_style():
         if labels is None:
