@@ -20,6 +20,7 @@ gradients stay finite: a branch that is not selected is fed a harmless value, ne
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -72,30 +73,25 @@ def half_g_moderate(xp: Any, v: Any) -> Any:
     return _half_g_moderate_values(xp, v)
 
 
-_HALF_G_FUNCTION = None
-
-
+@functools.cache
 def _half_g_autograd() -> Any:
-    """A torch.autograd.Function for half_g_moderate, created on first use (torch is optional)."""
-    global _HALF_G_FUNCTION  # a cache of a class, not state: created once, never modified
-    if _HALF_G_FUNCTION is None:
-        import array_api_compat
-        import torch
+    """A torch.autograd.Function for half_g_moderate, defined on first use (torch is optional)."""
+    import array_api_compat
+    import torch
 
-        class HalfG(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx: Any, v: Any) -> Any:
-                ctx.save_for_backward(v)
-                return _half_g_moderate_values(array_api_compat.array_namespace(v), v)
+    class HalfG(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, v: Any) -> Any:
+            ctx.save_for_backward(v)
+            return _half_g_moderate_values(array_api_compat.array_namespace(v), v)
 
-            @staticmethod
-            def backward(ctx: Any, grad: Any) -> Any:
-                (v,) = ctx.saved_tensors
-                # Written with differentiable ops, so second derivatives work too.
-                return grad * (0.5 * torch.expm1(v))
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            (v,) = ctx.saved_tensors
+            # Written with differentiable ops, so second derivatives work too.
+            return grad * (0.5 * torch.expm1(v))
 
-        _HALF_G_FUNCTION = HalfG
-    return _HALF_G_FUNCTION
+    return HalfG
 
 
 def _half_g_moderate_values(xp: Any, v: Any) -> Any:
