@@ -112,7 +112,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"with {torch.get_num_threads()} threads, numpy {np.__version__}"
     )
-    text = f"""### Accuracy (float64, error in ULP against a 50-digit mpmath reference)
+    text = f"""## Accuracy (float64, error in ULP against a 50-digit mpmath reference)
 
 {accuracy}
 
@@ -121,7 +121,7 @@ klbook (inputs in float32, computed in float64, rounded once) are within 1 ULP o
 same grids (`tests/test_gaussian.py`). `kl_mvn` goes through Cholesky factors and triangular solves, whose
 rounding errors grow with the condition number of the covariances; the grids here are well conditioned.
 
-### Speed (median CPU time of {args.repeats} calls; batch 100,000 × 64, `kl_mvn`: 2,000 pairs of 16 × 16 covariances)
+## Speed (median CPU time of {args.repeats} calls; batch 100,000 × 64, `kl_mvn`: 2,000 pairs of 16 × 16 covariances)
 
 {speed}
 
