@@ -67,8 +67,9 @@ def ulp_error(computed: Any, exact: Any, *, dtype: Any = np.float64) -> np.ndarr
     computed = np.asarray(_to_numpy(computed), dtype=np.float64)
     exact = np.asarray(_to_numpy(exact), dtype=np.float64)
     computed, exact = np.broadcast_arrays(computed, exact)
-    spacing = np.spacing(np.abs(exact).astype(dtype)).astype(np.float64)
+    # Exact values beyond the dtype's range (inf spacing, handled below) must not warn.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        spacing = np.spacing(np.abs(exact).astype(dtype)).astype(np.float64)
         error = np.abs(computed - exact) / spacing
     special = (exact == 0) | ~np.isfinite(exact)
     error = np.where(special, np.where(computed == exact, 0.0, np.inf), error)
@@ -312,7 +313,28 @@ def hard_grids(size: int = 1) -> dict[str, dict[str, np.ndarray]]:
     grids["discrete: q close to p"] = {"p": p, "q": perturbed / perturbed.sum(axis=-1, keepdims=True)}
     other = rng.dirichlet(np.full(10, 0.3), n)
     grids["discrete: random pairs"] = {"p": p, "q": other}
-    return grids
+    # Drawn last, so that the grids above stay what they were before this one was added.
+    # Condition number up to 1e3, k = 8, from nearly equal to far apart (rel 1e-14 ... 1), with mean
+    # differences from 1e-10 to 1: Sp = (I + rel E) Sq (I + rel E)^T, where E = skew + diagonal with
+    # |diagonal| <= 1/2 keeps I + rel E invertible (its symmetric part is positive definite).
+    k = 8
+    rotations = np.linalg.qr(rng.standard_normal((n, k, k)))[0]
+    eigenvalues = np.exp(rng.uniform(0.0, np.log(1e3), (n, k)))
+    cov_q = (rotations * eigenvalues[:, None, :]) @ np.swapaxes(rotations, -1, -2)
+    cov_q = 0.5 * (cov_q + np.swapaxes(cov_q, -1, -2))
+    skew = rng.standard_normal((n, k, k))
+    perturbation = 0.5 * (skew - np.swapaxes(skew, -1, -2)) + rng.uniform(-0.5, 0.5, (n, k))[:, :, None] * np.eye(k)
+    transform = np.eye(k) + np.logspace(-14, 0, n)[:, None, None] * perturbation
+    cov_p = transform @ cov_q @ np.swapaxes(transform, -1, -2)
+    grids["mvn: condition number up to 1e3, k = 8"] = {
+        "mu_p": rng.standard_normal((n, k)) * 10.0 ** rng.uniform(-10, 0, (n, 1)),
+        "cov_p": 0.5 * (cov_p + np.swapaxes(cov_p, -1, -2)),
+        "mu_q": np.zeros((n, k)),
+        "cov_q": cov_q,
+    }
+    # Grouped by function, in the order of GRID_FUNCTIONS (a stable sort keeps each group's order).
+    families = list(GRID_FUNCTIONS)
+    return dict(sorted(grids.items(), key=lambda item: families.index(item[0].split(":")[0])))
 
 
 GRID_FUNCTIONS = {
