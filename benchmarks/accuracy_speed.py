@@ -7,8 +7,8 @@ Run with ``make benchmark`` (or ``python benchmarks/accuracy_speed.py``). Writes
   grids (``--size`` scales them), in float64.
 * Speed: median CPU time per call (process time, all threads) over ``--repeats`` calls on a batch of
   100,000 x 64 (the diagonal and univariate forms) and 2,000 full 16 x 16 covariance pairs (``kl_mvn``),
-  float32 and float64 inputs, forward pass only, in one process so that both libraries see the same
-  machine state. CPU time rather than wall time, because on a shared machine other processes inflate
+  float32 and float64 inputs, forward pass only, in one process and alternating the two libraries' calls,
+  so that both see the same machine state. CPU time rather than wall time, because on a shared machine other processes inflate
   wall times unpredictably; torch's intra-op threads are counted in both columns alike.
 """
 
@@ -32,15 +32,23 @@ from klbook.accuracy import accuracy_table, format_table
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median CPU time of the process per call (all threads; less disturbed by other load than wall time)."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+def _cpu_seconds(fn: Callable[[], object]) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def _median_seconds_side_by_side(
+    ours: Callable[[], object], theirs: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Median CPU time of the process per call (all threads), for two functions timed alternately.
+
+    Alternating the calls exposes both to the same drift of the machine (other load, frequency
+    changes), which on a shared machine moves single timings by tens of percent.
+    """
+    ours(), theirs()  # warm-up
+    times = [(_cpu_seconds(ours), _cpu_seconds(theirs)) for _ in range(repeats)]
+    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
 
 
 def speed_rows(repeats: int, batch: int = 100_000, dim: int = 64) -> list[tuple[str, str, float, float]]:
@@ -83,9 +91,7 @@ def speed_rows(repeats: int, batch: int = 100_000, dim: int = 64) -> list[tuple[
             lambda: kl_divergence(MultivariateNormal(m_p, cov_p), MultivariateNormal(m_q, cov_q)),
         )
         for name, (ours, theirs) in cases.items():
-            rows.append(
-                (name, str(dtype).replace("torch.", ""), _median_seconds(ours, repeats), _median_seconds(theirs, repeats))
-            )
+            rows.append((name, str(dtype).replace("torch.", ""), *_median_seconds_side_by_side(ours, theirs, repeats)))
     return rows
 
 
@@ -102,7 +108,7 @@ def format_speed(rows: list[tuple[str, str, float, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4, help="scale of the accuracy grids (default 4)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per case (default 7)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed calls per case (default 15)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
 

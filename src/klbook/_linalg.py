@@ -41,9 +41,10 @@ def solve_lower(xp: Any, lower: Any, rhs: Any) -> Any:
 
 
 def inverse_lower(xp: Any, lower: Any) -> Any:
-    """The inverse of a lower-triangular matrix (batched); lower triangular itself."""
+    """The inverse of a lower-triangular matrix (batched); lower triangular itself, with exact zeros
+    above the diagonal (forward substitution on the identity only ever adds zeros there)."""
     eye = xp.eye(lower.shape[-1], dtype=lower.dtype)
-    return xp.tril(solve_lower(xp, lower, xp.broadcast_to(eye, lower.shape)))
+    return solve_lower(xp, lower, xp.broadcast_to(eye, lower.shape))
 
 
 def _split_bits(inner: int) -> int:
@@ -98,6 +99,18 @@ def exact_product(left: Split, right: Split) -> tuple[Any, Any]:
     are their rounding errors."""
     exact = left.high @ right.high
     rest = left.high @ right.low + left.low @ right.value
+    return exact, rest
+
+
+def exact_matvec(xp: Any, left: Split, vector: Split) -> tuple[Any, Any]:
+    """``left @ vector`` for a batch of vectors split along their entries (``Split.along(v, -1)``),
+    as in :func:`exact_product` (elementwise products and sums: faster than one-column matmuls)."""
+
+    def matvec(a: Any, v: Any) -> Any:
+        return xp.sum(a * v[..., None, :], axis=-1)
+
+    exact = matvec(left.high, vector.high)
+    rest = matvec(left.high, vector.low) + matvec(left.low, vector.value)
     return exact, rest
 
 

@@ -25,7 +25,7 @@ from ._array import (
     quiet_floating_point,
     require_positive,
 )
-from ._linalg import Split, exact_product, gram_residual, inverse_lower, solve_lower
+from ._linalg import Split, exact_matvec, exact_product, gram_residual, inverse_lower, solve_lower
 from ._numerics import (
     all_true,
     half_g_of_exact_diff,
@@ -349,13 +349,14 @@ def _kl_mvn_rows(xp: Any, corrected: bool, mu_p: Any, cov_p: Any, mu_q: Any, cov
 def _mvn_terms(xp: Any, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any) -> _MvnTerms:
     k = chol_q.shape[-1]
     diff = two_diff(mu_p, mu_q)
-    m = xp.tril(solve_lower(xp, chol_q, chol_p))
+    m = solve_lower(xp, chol_q, chol_p)  # lower triangular: forward substitution keeps Lp's zeros exact
     z = solve_lower(xp, chol_q, diff[0][..., None])[..., 0]
     diagonal = xp.linalg.diagonal(m)
     tril = xp.tril(m, k=-1)
     far = xp.sum(half_g_of_ratio(xp, diagonal, xp.ones_like(diagonal)), axis=-1) + 0.5 * _inner(xp, tril, tril)
-    # M M^T = I - D: its distance from I tells close covariances apart.
-    near = _frobenius(xp, xp.eye(k, dtype=m.dtype) - m @ xp.matrix_transpose(m)) <= NEAR_LIMIT
+    # M M^T = I - D with M lower triangular: ||D||_F <= 2 ||M - I||_F + ||M - I||_F^2, and ||D||_F is at
+    # least ~sqrt(2) ||M - I||_F, so the distance of M from I tells close covariances apart.
+    near = _frobenius(xp, m - xp.eye(k, dtype=m.dtype)) <= 0.5 * NEAR_LIMIT * (1.0 - NEAR_LIMIT)
     d, delta, covariance = xp.zeros_like(m), None, far
     if bool(xp.any(near)):
         # Zero where not near, so that the unselected branch stays harmless (also for autograd).
@@ -372,13 +373,18 @@ def _constant(a: Any) -> Any:
     return a.detach() if _is_torch(a) else a
 
 
+def _matvec(xp: Any, a: Any, v: Any) -> Any:
+    """Batched a @ v for vectors v (elementwise: faster than a matmul with one column)."""
+    return xp.sum(a * v[..., None, :], axis=-1)
+
+
 def _frobenius(xp: Any, a: Any) -> Any:
     return xp.sqrt(_inner(xp, a, a))
 
 
 def _inner(xp: Any, a: Any, b: Any) -> Any:
     """Frobenius inner product tr(A^T B) over the last two axes."""
-    return xp.sum(xp.sum(a * b, axis=-1), axis=-1)
+    return xp.sum(a * b, axis=(-2, -1))
 
 
 def _trace_series(xp: Any, d: Any) -> Any:
@@ -441,8 +447,9 @@ def _rounding_correction(
         inv_chol_p = inverse_lower(xp, chol_p)
         sandwich = transpose(m) @ inv_chol_q  # M^T Lq^-1; its Gram matrix is Sq^-1 Sp Sq^-1
         covariance = (
-            _inner(xp, xp.tril(m, k=-1), change_m)
-            + xp.sum((diagonal - 1.0 / diagonal) * xp.linalg.diagonal(change_m), axis=-1)
+            # <dKL/dM, change_m>: M_ij below the diagonal, M_ii - 1/M_ii on it (both are lower triangular)
+            _inner(xp, m, change_m)
+            - xp.sum(xp.linalg.diagonal(change_m) / diagonal, axis=-1)
             + 0.5 * _inner(xp, inv_cov_q - transpose(inv_chol_p) @ inv_chol_p, gram_residual(xp, cov_p, Split.left(xp, chol_p)))
             + 0.5 * _inner(xp, inv_cov_q - transpose(sandwich) @ sandwich, residual_q)
         )
@@ -457,12 +464,10 @@ def _rounding_correction(
         covariance = xp.where(terms.near, 0.5 * _inner(xp, d + d @ d, change_d), covariance)
 
     diff_hi, diff_lo = (_constant(a) for a in terms.diff)
-    exact, rest = exact_product(split_q, Split.right(xp, z[..., None]))
-    r = ((diff_hi - exact[..., 0]) - rest[..., 0]) + diff_lo
-    y = (transpose(inv_chol_q) @ z[..., None])[..., 0]
-    mean = xp.sum(z * (inv_chol_q @ r[..., None])[..., 0], axis=-1) - 0.5 * xp.sum(
-        y * (residual_q @ y[..., None])[..., 0], axis=-1
-    )
+    exact, rest = exact_matvec(xp, split_q, Split.along(xp, z, -1))
+    r = ((diff_hi - exact) - rest) + diff_lo
+    y = _matvec(xp, transpose(inv_chol_q), z)
+    mean = xp.sum(z * _matvec(xp, inv_chol_q, r), axis=-1) - 0.5 * xp.sum(y * _matvec(xp, residual_q, y), axis=-1)
     correction = covariance + mean
     return xp.where(xp.isfinite(correction), correction, 0.0)
 
