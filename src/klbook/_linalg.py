@@ -74,10 +74,12 @@ class Split:
     @classmethod
     def along(cls, xp: Any, a: Any, axis: int) -> Split:
         bits = _split_bits(a.shape[axis])
-        largest = xp.max(xp.abs(a), axis=axis, keepdims=True)
+        # max |a| without a temporary |a|: these splits run on every batch of kl_mvn's correction
+        largest = xp.maximum(xp.max(a, axis=axis, keepdims=True), -xp.min(a, axis=axis, keepdims=True))
         top = xp.exp2(xp.ceil(xp.log2(largest)))  # 2^e >= max |a|, up to one binade off; 0 for zeros
         sigma = (1.5 * 2.0 ** (52 - bits)) * top
-        high = (a + sigma) - sigma
+        high = a + sigma
+        high -= sigma  # in place on a fresh array: one temporary less
         return cls(a, high, a - high)
 
     @classmethod
@@ -98,7 +100,8 @@ def exact_product(left: Split, right: Split) -> tuple[Any, Any]:
     float64 matmul: the product of the high parts is exact, the others are ~2^-23 times smaller, and so
     are their rounding errors."""
     exact = left.high @ right.high
-    rest = left.high @ right.low + left.low @ right.value
+    rest = left.high @ right.low
+    rest += left.low @ right.value
     return exact, rest
 
 
@@ -118,4 +121,6 @@ def gram_residual(xp: Any, target: Any, factor: Split) -> Any:
     """``target - F @ F.T`` for a left-split ``F``, accurate to a few digits even when the residual is
     at the level of the rounding errors of ``F @ F.T``."""
     exact, rest = exact_product(factor, factor.transpose(xp))
-    return (target - exact) - rest
+    residual = target - exact
+    residual -= rest
+    return residual

@@ -311,7 +311,10 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
         xp.reshape(xp.broadcast_to(a, batch + tuple(a.shape[-ndim:])), (-1,) + tuple(a.shape[-ndim:]))
         for a, ndim in zip((mu_p, cov_p, mu_q, cov_q, chol_p, chol_q), (1, 2, 1, 2, 2, 2))
     ]
-    value = in_row_chunks(xp, partial(_kl_mvn_rows, xp, corrected), arrays, row_elements=k * k)
+    # Half-size blocks (row_elements doubled): the ~150 operations of the correction then each stay at
+    # torch's threshold for multithreading (2^15 elements), and on a 2-core machine they run 20-30 %
+    # faster than with full-size blocks, which wake the second thread for every operation.
+    value = in_row_chunks(xp, partial(_kl_mvn_rows, xp, corrected), arrays, row_elements=2 * k * k)
     return finish(xp.reshape(value, batch))
 
 
