@@ -254,6 +254,33 @@ def test_gradcheck_in_float64():
     assert torch.autograd.gradcheck(lambda a, b, c, d: kl_mvn(a, spd(b), c, spd(d)), far)
     close = m.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda b: kl_mvn(args[0][:2], spd(b), args[2][:2], 1.001 * spd(b)), (close,))
+    # 1 + 1e-5: the series branch for close covariances (||D|| ~ 1e-5 <= NEAR_LIMIT)
+    assert torch.autograd.gradcheck(lambda b: kl_mvn(args[0][:2], spd(b), args[2][:2], (1 + 1e-5) * spd(b)), (close,))
+
+
+def test_kl_mvn_of_a_pair_does_not_depend_on_its_batch():
+    # Close and far pairs take different branches; a mixed batch must give each pair its own value.
+    grid = hard_grids()["mvn: condition number up to 1e3, k = 8"]
+    batch = kl_mvn(*grid.values())
+    for i in range(0, len(batch), 7):
+        assert kl_mvn(*(v[i] for v in grid.values())) == batch[i]
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_kl_mvn_stays_accurate_at_the_ends_of_the_float_range(scale):
+    # The exact products split entries into parts near 2^-23 of them: nothing may under- or overflow.
+    rng = np.random.default_rng(8)
+    factors = rng.standard_normal((20, 3, 3))
+    cov_q = scale * (factors @ np.swapaxes(factors, -1, -2) + np.eye(3))
+    cov_p = cov_q * (1 + np.logspace(-12, 0, 20))[:, None, None]
+    mu_p = np.sqrt(scale) * rng.standard_normal((20, 3))
+    inputs = (mu_p, cov_p, np.zeros((20, 3)), cov_q)
+    assert ulp_error(kl_mvn(*inputs), reference_kl_mvn(*inputs)).max() <= 4
+
+
+def test_kl_mvn_beyond_the_float_range_is_inf():
+    value = kl_mvn(np.full(2, 1e200), 1e-200 * np.eye(2), np.zeros(2), 1e-200 * np.eye(2))
+    assert value == np.inf
 
 
 @pytest.mark.parametrize("logvar", [1e-12, -1e-9, 1e-4, 0.7, -3.0, 50.0, 709.0])
