@@ -8,8 +8,8 @@ Run with ``make benchmark`` (or ``python benchmarks/accuracy_speed.py``). Writes
 * Speed: median CPU time per call (process time, all threads) over ``--repeats`` calls on a batch of
   100,000 x 64 (the diagonal and univariate forms) and 2,000 full 16 x 16 covariance pairs (``kl_mvn``),
   float32 and float64 inputs, forward pass only, in one process and alternating the two libraries' calls,
-  so that both see the same machine state. CPU time rather than wall time, because on a shared machine other processes inflate
-  wall times unpredictably; torch's intra-op threads are counted in both columns alike.
+  so that both see the same machine state. CPU time rather than wall time, because on a shared machine
+  other processes inflate wall times unpredictably; torch's intra-op threads are counted in both columns.
 """
 
 from __future__ import annotations

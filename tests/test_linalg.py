@@ -22,7 +22,8 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray) -> list[list[Fraction]]:
 
 def _badly_scaled(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
     # Rows and entries spread over many binades, signs mixed: splitting and cancellation both matter.
-    return rng.standard_normal((rows, cols)) * 10.0 ** rng.uniform(-8, 8, (rows, 1)) * 10.0 ** rng.uniform(-2, 2, (rows, cols))
+    row_scales = 10.0 ** rng.uniform(-8, 8, (rows, 1))
+    return rng.standard_normal((rows, cols)) * row_scales * 10.0 ** rng.uniform(-2, 2, (rows, cols))
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -40,8 +40,8 @@ def prepare(
 
     Every argument must be free of NaN, and finite unless its name is in ``may_be_infinite``.
     With ``keep_narrow``, torch inputs that are all of floating dtypes narrower than float64 (float32,
-    float16, bfloat16) are returned in their common dtype instead: the caller converts them chunk by chunk (see
-    :func:`is_narrow`), which is much faster than converting whole batches up front.
+    float16, bfloat16) are returned in their common dtype instead: the caller converts them chunk by
+    chunk (see :func:`is_narrow`), which is much faster than converting whole batches up front.
 
     Raises
     ------
@@ -98,10 +98,9 @@ _NARROW_BITS = {"torch.float32": 24, "torch.float16": 11, "torch.bfloat16": 8}
 def is_narrow(a: Any) -> bool:
     """True for a torch tensor of a floating dtype narrower than float64 (as :func:`prepare` may return).
 
-    Such inputs are exact in float64 with at least 29 bits to spare, so a float64 evaluation of a short
-    formula keeps its rounding error far below the narrow dtype's ULP, even where the same formula
-    would cancel digits for float64 inputs (the smallest nonzero |ln(sigma_p / sigma_q)| of float32
-    inputs is ~6e-8, not ~1e-16).
+    Such inputs, and their differences, are exact in float64 with at least 29 bits to spare, so short
+    formulas evaluated in float64 keep their rounding errors far below the narrow dtype's ULP where the
+    same formulas lose digits for float64 inputs (see the narrow kernels in :mod:`klbook.gaussian`).
     """
     return _is_torch(a) and str(a.dtype) in _NARROW_BITS
 

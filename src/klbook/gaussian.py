@@ -340,7 +340,9 @@ class _MvnTerms:
     delta: tuple[Any, Any] | None  # cov_q - cov_p (exact unevaluated sum) where near, else 0
 
 
-def _kl_mvn_rows(xp: Any, corrected: bool, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any) -> Any:
+def _kl_mvn_rows(
+    xp: Any, corrected: bool, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any
+) -> Any:
     """kl_mvn for a flat batch of pairs with Cholesky factors given."""
     terms = _mvn_terms(xp, mu_p, cov_p, mu_q, cov_q, chol_p, chol_q)
     value = terms.covariance + terms.mean
@@ -448,12 +450,13 @@ def _rounding_correction(
         change_m = inv_chol_q @ ((chol_p - exact) - rest)
         diagonal = xp.linalg.diagonal(m)
         inv_chol_p = inverse_lower(xp, chol_p)
+        residual_p = gram_residual(xp, cov_p, Split.left(xp, chol_p))
         sandwich = transpose(m) @ inv_chol_q  # M^T Lq^-1; its Gram matrix is Sq^-1 Sp Sq^-1
         covariance = (
             # <dKL/dM, change_m>: M_ij below the diagonal, M_ii - 1/M_ii on it (both are lower triangular)
             _inner(xp, m, change_m)
             - xp.sum(xp.linalg.diagonal(change_m) / diagonal, axis=-1)
-            + 0.5 * _inner(xp, inv_cov_q - transpose(inv_chol_p) @ inv_chol_p, gram_residual(xp, cov_p, Split.left(xp, chol_p)))
+            + 0.5 * _inner(xp, inv_cov_q - transpose(inv_chol_p) @ inv_chol_p, residual_p)
             + 0.5 * _inner(xp, inv_cov_q - transpose(sandwich) @ sandwich, residual_q)
         )
     if terms.delta is not None:
