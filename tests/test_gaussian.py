@@ -44,22 +44,28 @@ def test_float64_results_within_a_few_ulp_of_mpmath(grid):
     assert errors.max() <= ULP_BOUND[function], f"{grid}: max error {errors.max():.3g} ULP"
 
 
-# Grids whose inputs are not representable in float32 (1e-150, logvar -1400) are float64-only.
-FLOAT32_GRIDS = [g for g in GAUSSIAN_GRIDS if g not in ("normal: extreme ratios", "diag: large logvars")]
+# Grids whose inputs are not representable in float32 or float16 (1e-150, logvar -1400) are float64-only.
+NARROW_GRIDS = [g for g in GAUSSIAN_GRIDS if g not in ("normal: extreme ratios", "diag: large logvars")]
 
 
-@pytest.mark.parametrize("grid", FLOAT32_GRIDS)
-def test_float32_results_within_1_ulp_of_the_exact_value(grid):
-    function = GRID_FUNCTIONS[grid.split(":")[0]]
+def _narrow_errors(function: str, inputs: dict, dtype: type) -> np.ndarray:
+    """Errors, in ULP of ``dtype``, of ``function`` on torch tensors of ``dtype`` made from ``inputs``,
+    against the exact value for the rounded inputs, itself rounded to ``dtype`` (inf beyond its range)."""
     fn, reference = FUNCTIONS[function]
-    inputs32 = {k: np.asarray(v, dtype=np.float32) for k, v in hard_grids()[grid].items()}
-    exact = reference(*[v.astype(np.float64) for v in inputs32.values()])
-    with np.errstate(over="ignore"):  # exact values beyond float32's range round to inf, as they should
-        exact32 = exact.astype(np.float32).astype(np.float64)
-    computed = fn(*[torch.from_numpy(v) for v in inputs32.values()])
-    assert computed.dtype == torch.float32
-    errors = ulp_error(computed.double(), exact32, dtype=np.float32)
-    assert errors.max() <= 1, f"{grid}: max error {errors.max():.3g} float32 ULP"
+    narrow = {k: np.asarray(v, dtype=dtype) for k, v in inputs.items()}
+    exact = reference(*[v.astype(np.float64) for v in narrow.values()])
+    with np.errstate(over="ignore"):
+        exact_rounded = exact.astype(dtype).astype(np.float64)
+    computed = fn(*[torch.from_numpy(v) for v in narrow.values()])
+    assert computed.dtype == torch.from_numpy(np.zeros(1, dtype=dtype)).dtype
+    return ulp_error(computed.double(), exact_rounded, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("grid", NARROW_GRIDS)
+def test_narrow_results_within_1_ulp_of_the_exact_value(grid, dtype):
+    errors = _narrow_errors(GRID_FUNCTIONS[grid.split(":")[0]], hard_grids()[grid], dtype)
+    assert errors.max() <= 1, f"{grid}: max error {errors.max():.3g} ULP of {dtype.__name__}"
 
 
 F32_MAX, F32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).smallest_subnormal)
@@ -89,29 +95,8 @@ FLOAT32_EXTREMES = {
 
 @pytest.mark.parametrize("function", sorted(FLOAT32_EXTREMES))
 def test_float32_extremes_are_rounded_exact_values(function):
-    fn, reference = FUNCTIONS[function]
-    inputs32 = {k: np.asarray(v, dtype=np.float32) for k, v in FLOAT32_EXTREMES[function].items()}
-    exact = reference(*[v.astype(np.float64) for v in inputs32.values()])
-    with np.errstate(over="ignore"):
-        exact32 = exact.astype(np.float32).astype(np.float64)
-    computed = fn(*[torch.from_numpy(v) for v in inputs32.values()])
-    assert computed.dtype == torch.float32
-    errors = ulp_error(computed.double(), exact32, dtype=np.float32)
+    errors = _narrow_errors(function, FLOAT32_EXTREMES[function], np.float32)
     assert errors.max() <= 1, f"{function}: errors {errors} float32 ULP"
-
-
-@pytest.mark.parametrize("grid", FLOAT32_GRIDS)
-def test_float16_results_within_1_ulp_of_the_exact_value(grid):
-    function = GRID_FUNCTIONS[grid.split(":")[0]]
-    fn, reference = FUNCTIONS[function]
-    inputs16 = {k: np.asarray(v, dtype=np.float16) for k, v in hard_grids()[grid].items()}
-    exact = reference(*[v.astype(np.float64) for v in inputs16.values()])
-    with np.errstate(over="ignore"):
-        exact16 = exact.astype(np.float16).astype(np.float64)
-    computed = fn(*[torch.from_numpy(v) for v in inputs16.values()])
-    assert computed.dtype == torch.float16
-    errors = ulp_error(computed.double(), exact16, dtype=np.float16)
-    assert errors.max() <= 1, f"{grid}: max error {errors.max():.3g} float16 ULP"
 
 
 def test_mixed_float32_and_float64_inputs_are_computed_from_the_float64_values():
