@@ -99,6 +99,20 @@ def test_float32_extremes_are_rounded_exact_values(function):
     assert errors.max() <= 1, f"{function}: errors {errors} float32 ULP"
 
 
+@pytest.mark.parametrize("function", sorted(FLOAT32_EXTREMES))
+def test_bfloat16_results_are_the_exact_value_rounded_within_1_ulp(function):
+    fn, reference = FUNCTIONS[function]
+    rng = np.random.default_rng(9)
+    inputs = {k: torch.tensor(np.abs(v) if k.startswith("sigma") else v, dtype=torch.bfloat16)
+              for k, v in ((k, rng.uniform(0.1, 3.0, (40, 4))) for k in FLOAT32_EXTREMES[function])}
+    computed = fn(*inputs.values())
+    assert computed.dtype == torch.bfloat16
+    exact = torch.from_numpy(np.asarray(reference(*[v.double().numpy() for v in inputs.values()])))
+    # bfloat16 has 8 significant bits: its ULP at x is 2^(floor(log2 |x|) - 7)
+    spacing = torch.exp2(torch.floor(torch.log2(exact.abs())) - 7)
+    assert torch.all((computed.double() - exact).abs() <= spacing)
+
+
 def test_mixed_float32_and_float64_inputs_are_computed_from_the_float64_values():
     # 0.1 is not a float32: rounding it to float32 first (as a pure-float32 call may) would move the result.
     value = kl_std_normal(torch.tensor([0.0], dtype=torch.float32), torch.tensor([0.1], dtype=torch.float64))
@@ -239,8 +253,11 @@ def test_gradcheck_in_float64():
     assert torch.autograd.gradcheck(lambda a, b, c, d: kl_mvn(a, spd(b), c, spd(d)), far)
     close = m.clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda b: kl_mvn(args[0][:2], spd(b), args[2][:2], 1.001 * spd(b)), (close,))
-    # 1 + 1e-5: the series branch for close covariances (||D|| ~ 1e-5 <= NEAR_LIMIT)
-    assert torch.autograd.gradcheck(lambda b: kl_mvn(args[0][:2], spd(b), args[2][:2], (1 + 1e-5) * spd(b)), (close,))
+    # Close covariances (the series branch, ||D|| ~ 1e-3), not proportional (whose covariance part would
+    # not depend on b); the gradients are ~1e-3, so the default atol of 1e-5 would let wrong ones pass.
+    # Equal means, so that the mean term's larger gradient does not hide the covariance part's.
+    nudge, zeros = 1e-3 * (m[0] + m[0].T), torch.zeros(2, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda b: kl_mvn(zeros, spd(b) + nudge, zeros, spd(b)), (close,), atol=1e-12)
 
 
 def test_kl_mvn_of_a_pair_does_not_depend_on_its_batch():
@@ -251,16 +268,62 @@ def test_kl_mvn_of_a_pair_does_not_depend_on_its_batch():
         assert kl_mvn(*(v[i] for v in grid.values())) == batch[i]
 
 
-@pytest.mark.parametrize("scale", [1e-300, 1e300])
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e300, 1e306])
 def test_kl_mvn_stays_accurate_at_the_ends_of_the_float_range(scale):
-    # The exact products split entries into parts near 2^-23 of them: nothing may under- or overflow.
+    # Close covariances near 1e-300 differ by subnormal amounts, and the splitting of the exact products
+    # would overflow near 1e300: kl_mvn rescales each pair by a power of 2 first.
     rng = np.random.default_rng(8)
     factors = rng.standard_normal((20, 3, 3))
-    cov_q = scale * (factors @ np.swapaxes(factors, -1, -2) + np.eye(3))
-    cov_p = cov_q * (1 + np.logspace(-12, 0, 20))[:, None, None]
-    mu_p = np.sqrt(scale) * rng.standard_normal((20, 3))
-    inputs = (mu_p, cov_p, np.zeros((20, 3)), cov_q)
+    cov_q = factors @ np.swapaxes(factors, -1, -2) + np.eye(3)
+    noise = rng.standard_normal((20, 3, 3))
+    perturbation = np.logspace(-14, 0, 20)[:, None, None] * (noise + np.swapaxes(noise, -1, -2)) / 8
+    cov_p = cov_q + perturbation * np.linalg.norm(cov_q, axis=(-2, -1), keepdims=True) / 3
+    assert np.all(np.linalg.eigvalsh(cov_p) > 0)
+    mu_p = rng.standard_normal((20, 3)) * 10.0 ** rng.uniform(-8, 0, (20, 1))
+    mu_p[::2] = 0.0  # else the mean term hides the covariance part's errors on close pairs
+    inputs = (np.sqrt(scale) * mu_p, scale * cov_p, np.zeros((20, 3)), scale * cov_q)
     assert ulp_error(kl_mvn(*inputs), reference_kl_mvn(*inputs)).max() <= 4
+
+
+def test_kl_mvn_mean_difference_beyond_the_float_range_is_not_inf():
+    value = kl_mvn([1e308], [[1.7e308]], [-1e308], [[1.7e308]])
+    assert ulp_error(value, reference_kl_mvn([1e308], [[1.7e308]], [-1e308], [[1.7e308]])) <= 1
+
+
+@pytest.mark.parametrize("cond", [1e4, 1e5, 1e6])
+def test_kl_mvn_of_slightly_different_ill_conditioned_covariances(cond):
+    # ||L_q^-1 L_p - I||_F = 5.4e-4 with cond(S_q) up to 1e6: the Cholesky form's corrected value erred
+    # by 6 ULP here at cond 1e6 (25 at 1e7), the series for close covariances by at most 1.
+    rotation = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    cov_q = rotation @ np.diag([1.0, cond]) @ rotation.T
+    cov_q = np.tril(cov_q) + np.tril(cov_q, -1).T
+    factor_p = np.linalg.cholesky(cov_q) @ (np.eye(2) + np.array([[3e-4, 0.0], [-4e-4, 2e-4]]))
+    cov_p = factor_p @ factor_p.T
+    cov_p = np.tril(cov_p) + np.tril(cov_p, -1).T
+    inputs = (np.zeros(2), cov_p, np.zeros(2), cov_q)
+    assert ulp_error(kl_mvn(*inputs), reference_kl_mvn(*inputs)) <= 2
+
+
+@pytest.mark.parametrize("k", [2, 8])
+def test_kl_mvn_within_4_ulp_up_to_condition_number_1e6(k):
+    # Pairs on both sides of the switch between the series for close covariances and the Cholesky form
+    # (||L_q^-1 L_p - I||_F ~ NEAR_LIMIT / 2), where the Cholesky form's KL is smallest, and well below
+    # it: the second-order remainder of the Cholesky form's correction, ~(k eps cond)^2, would show there
+    # (and shows beyond 1e6 anyway).
+    rng = np.random.default_rng(k)
+    rows = []
+    for cond in (1e2, 1e4, 1e6):
+        for size in (6e-4, 1e-3, 0.01, 0.02, 0.03, 0.04, 0.2, 1.0):
+            rotation = np.linalg.qr(rng.standard_normal((k, k)))[0]
+            cov_q = (rotation * np.geomspace(1.0, cond, k)) @ rotation.T
+            chol_q = np.linalg.cholesky(cov_q)
+            step = np.tril(rng.standard_normal((k, k)))
+            factor_p = chol_q @ (np.eye(k) + size * step / np.linalg.norm(step))
+            rows.append((np.zeros(k), factor_p @ factor_p.T, np.zeros(k), cov_q))
+    mu_p, cov_p, mu_q, cov_q = (np.stack(parts) for parts in zip(*rows))
+    cov_p, cov_q = (np.tril(c) + np.swapaxes(np.tril(c, -1), -1, -2) for c in (cov_p, cov_q))  # exactly symmetric
+    errors = ulp_error(kl_mvn(mu_p, cov_p, mu_q, cov_q), reference_kl_mvn(mu_p, cov_p, mu_q, cov_q))
+    assert errors.max() <= 4, errors
 
 
 def test_kl_mvn_beyond_the_float_range_is_inf():

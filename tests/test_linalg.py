@@ -38,6 +38,19 @@ def test_split_parts_add_up_and_high_parts_multiply_exactly(seed):
     assert all(Fraction(float(computed[i, j])) == exact[i][j] for i in range(6) for j in range(5))
 
 
+@pytest.mark.parametrize("inner", [16, 64])
+def test_high_parts_multiply_exactly_at_the_bound(inner):
+    # Same-sign entries just below each row's (column's) maximum fill every bit the split allows, so
+    # two bits more in _split_bits (one is spare) make these products inexact.
+    rng = np.random.default_rng(inner)
+    a = (1 - 2.0**-20 * rng.random((6, inner))) * 2.0 ** rng.integers(-30, 30, (6, 1))
+    b = (1 - 2.0**-20 * rng.random((inner, 5))) * 2.0 ** rng.integers(-30, 30, (1, 5))
+    left, right = Split.left(np, a), Split.right(np, b)
+    exact = _exact_matmul(left.high, right.high)
+    computed = left.high @ right.high
+    assert all(Fraction(float(computed[i, j])) == exact[i][j] for i in range(6) for j in range(5))
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_exact_product_is_far_more_accurate_than_a_float64_matmul(seed):
     rng = np.random.default_rng(seed)

@@ -133,7 +133,9 @@ def _check_finite(name: str, a: ArrayLike, *, allow_inf: bool) -> None:
 def detached_numpy(a: Any) -> np.ndarray:
     """A numpy view of ``a`` for validation only (never part of the autograd graph)."""
     if _is_torch(a):
-        return a.detach().cpu().numpy()
+        values = a.detach().cpu()
+        # numpy has no bfloat16; float32 holds every bfloat16 value exactly
+        return (values.float() if str(values.dtype) == "torch.bfloat16" else values).numpy()
     return np.asarray(a)
 
 

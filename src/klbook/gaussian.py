@@ -96,8 +96,8 @@ def _normal_terms(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> 
 
 # Inputs of a dtype narrower than float64 (float32, float16, bfloat16) are exact in float64 with 29 or
 # more bits to spare, and so are their differences. The short formulas below, evaluated in float64, err
-# by less than 1e-12 relative, far below the narrow dtype's ULP, so the result rounded once is within
-# 1 ULP. They skip the exact-difference machinery the float64 path needs, and convert chunk by chunk,
+# by at most ~1e-9 relative (rounding sigma_p / sigma_q where it is one float32 ULP from 1; elsewhere
+# far less), a small fraction of the narrow dtype's ULP, so the result rounded once is within 1 ULP. They skip the exact-difference machinery the float64 path needs, and convert chunk by chunk,
 # which is what makes them fast.
 NARROW_SERIES_LIMIT = 2.0**-10
 
@@ -228,7 +228,7 @@ def _std_normal_kl(xp: Any, mu: Any, logvar: Any) -> Any:
     return xp.sum(half_g_of_exact_diff(xp, logvar, None) + half_square(mu), axis=-1)
 
 
-def _cholesky(xp: Any, name: str, cov: Any) -> Any:
+def _check_symmetric(name: str, cov: Any) -> None:
     values = detached_numpy(cov)
     if values.ndim < 2 or values.shape[-1] != values.shape[-2]:
         raise ValueError(f"{name} must be a square matrix (or a batch of them), got shape {values.shape}")
@@ -236,6 +236,9 @@ def _cholesky(xp: Any, name: str, cov: Any) -> Any:
     scale = np.abs(values).max(initial=0.0)
     if asym > SYMMETRY_RTOL * scale:
         raise ValueError(f"{name} is not symmetric: max |C - C^T| = {asym:.3g} (scale {scale:.3g})")
+
+
+def _cholesky(xp: Any, name: str, cov: Any) -> Any:
     if _is_torch(cov):
         import torch
 
@@ -250,6 +253,14 @@ def _cholesky(xp: Any, name: str, cov: Any) -> Any:
     if not ok:
         raise ValueError(f"{name} is not positive definite (its Cholesky factorisation fails)")
     return chol
+
+
+def _power_of_two_scale(xp: Any, cov_p: Any, cov_q: Any) -> Any:
+    """Per pair, c = 2^-e with c^2 max|entry| of the two covariances in [1, 4) (a constant for autograd)."""
+    cov_p, cov_q = _constant(cov_p), _constant(cov_q)
+    largest = xp.maximum(xp.max(xp.abs(cov_p), axis=(-2, -1)), xp.max(xp.abs(cov_q), axis=(-2, -1)))
+    # exp2 and log2 are exact on powers of 2, and floor() absorbs log2's rounding elsewhere.
+    return xp.exp2(-xp.floor(0.5 * xp.log2(largest)))
 
 
 @quiet_floating_point
@@ -267,7 +278,10 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     + \tfrac12\lVert L_q^{-1}(\mu_p - \mu_q)\rVert^2`, a sum of non-negative terms. When the covariances
     are close, the covariance part is computed from :math:`D = L_q^{-1}(\Sigma_q - \Sigma_p)L_q^{-\top}`
     instead, as :math:`\sum_{n\ge2}\operatorname{tr}(D^n)/(2n)`. In float64 a first-order correction
-    for the rounding errors of the factorisations and solves is added (see ``_rounding_correction``).
+    for the rounding errors of the factorisations and solves is added (see ``_rounding_correction``);
+    the result is then within a few ULP for condition numbers up to about 1e6, beyond which the
+    correction's second-order remainder, ~(k eps cond)^2, grows. Each pair is first rescaled by a power
+    of 2 (exactly, and the KL does not change) so that nothing under- or overflows.
 
     Parameters
     ----------
@@ -284,16 +298,16 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     """
     names = ("mu_p", "cov_p", "mu_q", "cov_q")
     xp, arrays, finish = prepare(names, mu_p, cov_p, mu_q, cov_q, broadcast=False, keep_narrow=True)
-    # Narrow (float32 and lower) inputs are computed in float64 too, but the uncorrected float64 value is
-    # already far more accurate than their ULP.
+    # Narrow (float32 and lower) inputs are computed in float64 too; the uncorrected float64 value, off
+    # by ~k eps cond relative, is far more accurate than their ULP for condition numbers up to ~1e8.
     corrected = not is_narrow(arrays[0])
     mu_p, cov_p, mu_q, cov_q = (xp.astype(a, xp.float64) for a in arrays)
     for name, mu in (("mu_p", mu_p), ("mu_q", mu_q)):
         _check_vector(name, mu)
-    chol_p = _cholesky(xp, "cov_p", cov_p)
-    chol_q = _cholesky(xp, "cov_q", cov_q)
-    k = chol_p.shape[-1]
-    if chol_q.shape[-1] != k or mu_p.shape[-1] != k or mu_q.shape[-1] != k:
+    for name, cov in (("cov_p", cov_p), ("cov_q", cov_q)):
+        _check_symmetric(name, cov)
+    k = cov_p.shape[-1]
+    if cov_q.shape[-1] != k or mu_p.shape[-1] != k or mu_q.shape[-1] != k:
         raise ValueError(
             f"dimensions do not match: mu_p {tuple(mu_p.shape)}, cov_p {tuple(cov_p.shape)}, "
             f"mu_q {tuple(mu_q.shape)}, cov_q {tuple(cov_q.shape)}"
@@ -307,10 +321,17 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
             f"batch shapes do not broadcast: mu_p {tuple(mu_p.shape)}, cov_p {tuple(cov_p.shape)}, "
             f"mu_q {tuple(mu_q.shape)}, cov_q {tuple(cov_q.shape)}"
         ) from None
-    arrays = [
+    mu_p, cov_p, mu_q, cov_q = (
         xp.reshape(xp.broadcast_to(a, batch + tuple(a.shape[-ndim:])), (-1,) + tuple(a.shape[-ndim:]))
-        for a, ndim in zip((mu_p, cov_p, mu_q, cov_q, chol_p, chol_q), (1, 2, 1, 2, 2, 2))
-    ]
+        for a, ndim in zip((mu_p, cov_p, mu_q, cov_q), (1, 2, 1, 2))
+    )
+    # The KL is invariant under x -> c x (covariances times c^2, means times c). With c a power of 2
+    # chosen per pair so that the largest covariance entry is in [1, 4), the scaling is exact and no
+    # intermediate result (a difference of nearly equal tiny covariances, say) under- or overflows.
+    scale = _power_of_two_scale(xp, cov_p, cov_q)
+    mu_p, mu_q = mu_p * scale[:, None], mu_q * scale[:, None]
+    cov_p, cov_q = cov_p * (scale * scale)[:, None, None], cov_q * (scale * scale)[:, None, None]
+    arrays = [mu_p, cov_p, mu_q, cov_q, _cholesky(xp, "cov_p", cov_p), _cholesky(xp, "cov_q", cov_q)]
     # Half-size blocks (row_elements doubled): the ~150 operations of the correction then each stay at
     # torch's threshold for multithreading (2^15 elements), and on a 2-core machine they run 20-30 %
     # faster than with full-size blocks, which wake the second thread for every operation.
@@ -319,11 +340,13 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
 
 
 # The covariance part is computed from D = Lq^-1 (cov_q - cov_p) Lq^-T where ||D||_F <= NEAR_LIMIT.
-# Seven terms of sum tr(D^n) / (2n) then leave a relative truncation error below ~NEAR_LIMIT^6 / 4 = 2^-62.
-# Above it, the Cholesky form's rounding errors (~k eps absolute in M) are well below eps times the
-# KL (>= ~NEAR_LIMIT^2 / 4) once corrected to first order.
-NEAR_LIMIT = 2.0**-10
-_NEAR_TERMS = 7
+# Sixteen terms of sum tr(D^n) / (2n) then leave a relative truncation error below
+# 2 rho^15 / (17 (1 - rho) (1 - 2 rho / 3)) ~ 1e-19 (rho = NEAR_LIMIT). In this form every error is
+# relative to D. Above it, the Cholesky form is used; after the first-order correction its error is
+# of second order, ~(k eps cond)^2 in absolute terms, which is small against a KL of at least
+# ~NEAR_LIMIT^2 / 8 for condition numbers up to ~1e5 (see the tests).
+NEAR_LIMIT = 2.0**-4
+_NEAR_TERMS = 16
 
 
 @dataclass(frozen=True)
@@ -395,8 +418,8 @@ def _inner(xp: Any, a: Any, b: Any) -> Any:
 def _trace_series(xp: Any, d: Any) -> Any:
     r""":math:`-\tfrac12(\operatorname{tr} D + \ln\det(I - D)) = \sum_{n\ge2}\operatorname{tr}(D^n)/(2n)` for
     symmetric D with small norm. The leading term, a sum of squares, carries the result's accuracy."""
-    powers = [d, d @ d]  # D^1, D^2, then D^3, D^4: tr(D^n) = <D^i, D^(n-i)> for symmetric D
-    while 2 * len(powers) < _NEAR_TERMS + 1:
+    powers = [d, d @ d]  # D^1 ... D^ceil(N/2): tr(D^n) = <D^i, D^(n-i)> for symmetric D
+    while len(powers) < (_NEAR_TERMS + 1) // 2:
         powers.append(powers[-1] @ d)
     total = 0.0
     for n in range(_NEAR_TERMS, 1, -1):  # smallest terms first
@@ -429,11 +452,12 @@ def _rounding_correction(
     :math:`G = L_q^{-1}F_qL_q^{-\top}` the exact Cholesky factor of :math:`\Sigma_q` is
     :math:`L_q(I + \Phi)` to first order (:math:`\Phi` = strict lower triangle of G plus half its
     diagonal), so the exact D is :math:`D + L_q^{-1}(\Delta - L_qDL_q^\top)L_q^{-\top} - \Phi D - D\Phi^\top`,
-    and the series' derivative is :math:`\tfrac12(D + D^2 + \dots)`. What is left is second order,
-    ~(k eps cond)^2 relative.
+    and the series' derivative is :math:`\tfrac12(D + D^2 + \dots) = \tfrac12(I - D)^{-1}D`. What is left
+    is of second order: ~(k eps cond)^2 relative to D's size in the series form, but ~(k eps cond)^2 in
+    absolute terms in the Cholesky form, which is why that form is kept for KLs that are not small.
 
     A constant for autograd: gradients come from the uncorrected value, accurate to ~k eps cond.
-    Where it is not finite (entries near the float64 range overflow the splitting), it is 0.
+    Where it is not finite (where the KL itself overflows), it is 0.
     """
     cov_p, cov_q, chol_p, chol_q, m, z, d = (
         _constant(a) for a in (cov_p, cov_q, chol_p, chol_q, terms.m, terms.z, terms.d)
@@ -467,7 +491,10 @@ def _rounding_correction(
         g = inv_chol_q @ residual_q @ transpose(inv_chol_q)
         phi = xp.tril(g, k=-1) + 0.5 * g * xp.eye(g.shape[-1], dtype=g.dtype)
         change_d = inv_chol_q @ residual_d @ transpose(inv_chol_q) - phi @ d - d @ transpose(phi)
-        covariance = xp.where(terms.near, 0.5 * _inner(xp, d + d @ d, change_d), covariance)
+        # d/dD of the series is (D + D^2 + ...) / 2 = (I - D)^-1 D / 2
+        eye = xp.eye(d.shape[-1], dtype=d.dtype)
+        gradient = 0.5 * xp.linalg.solve(eye - d, d)
+        covariance = xp.where(terms.near, _inner(xp, gradient, change_d), covariance)
 
     diff_hi, diff_lo = (_constant(a) for a in terms.diff)
     exact, rest = exact_matvec(xp, split_q, Split.along(xp, z, -1))
