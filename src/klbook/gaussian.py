@@ -465,11 +465,11 @@ def _rounding_correction(
     transpose = xp.matrix_transpose
     split_q = Split.left(xp, chol_q)
     inv_chol_q = inverse_lower(xp, chol_q)
-    inv_cov_q = transpose(inv_chol_q) @ inv_chol_q
     residual_q = gram_residual(xp, cov_q, split_q)
 
     covariance = 0.0
     if not all_true(xp, terms.near):
+        inv_cov_q = transpose(inv_chol_q) @ inv_chol_q
         exact, rest = exact_product(split_q, Split.right(xp, m))
         change_m = inv_chol_q @ ((chol_p - exact) - rest)
         diagonal = xp.linalg.diagonal(m)
