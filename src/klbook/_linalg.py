@@ -105,15 +105,17 @@ def exact_product(left: Split, right: Split) -> tuple[Any, Any]:
     return exact, rest
 
 
+def matvec(xp: Any, a: Any, v: Any) -> Any:
+    """Batched ``a @ v`` for vectors ``v`` (elementwise products and a sum: faster than one-column
+    matmuls, and exact whatever the order of the sum when the products and partial sums are)."""
+    return xp.sum(a * v[..., None, :], axis=-1)
+
+
 def exact_matvec(xp: Any, left: Split, vector: Split) -> tuple[Any, Any]:
     """``left @ vector`` for a batch of vectors split along their entries (``Split.along(v, -1)``),
-    as in :func:`exact_product` (elementwise products and sums: faster than one-column matmuls)."""
-
-    def matvec(a: Any, v: Any) -> Any:
-        return xp.sum(a * v[..., None, :], axis=-1)
-
-    exact = matvec(left.high, vector.high)
-    rest = matvec(left.high, vector.low) + matvec(left.low, vector.value)
+    as an unevaluated sum ``exact + rest`` like :func:`exact_product`."""
+    exact = matvec(xp, left.high, vector.high)
+    rest = matvec(xp, left.high, vector.low) + matvec(xp, left.low, vector.value)
     return exact, rest
 
 
