@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 MACHINE_PATH = re.compile(r"""(^|[\s'"(])/(home|root|tmp|usr|work|opt|var|private|Users)/[\w.-]+/""")
 MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]{6,}")
+# A cell makes a figure when it assigns one (chapters write ``fig, ax = plot_...(...)``, see the README) or
+# calls a plotting helper.
+MAKES_FIGURE = re.compile(r"^\s*(fig\b[^=\n]*=|.*\bplot_\w+\s*\()", re.M)
 TIMING = re.compile(r"\b\d+(\.\d+)?\s*(ms|µs|us|s|sec|seconds)\b.*\b(elapsed|took|per loop|wall)", re.I)
 
 
@@ -56,6 +59,16 @@ def test_notebook_outputs_are_clean(path):
             assert not MEMORY_ADDRESS.search(text), f"{where}: a memory address in the output"
             assert not TIMING.search(text), f"{where}: a timing in the output"
             assert "np.float64(" not in text, f"{where}: a numpy scalar repr; print with a format string"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_that_make_figures_store_them(path):
+    # nbval ignores images, so a figure lost at execution time (seen once under heavy load) would
+    # otherwise go unnoticed until the book is built.
+    for index, cell in enumerate(_code_cells(path)):
+        if MAKES_FIGURE.search("".join(cell["source"])):
+            images = [k for o in cell.get("outputs", []) for k in o.get("data", {}) if "image/" in k]
+            assert images, f"{path.name}, code cell {index}: makes a figure but stores no image"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
