@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 MACHINE_PATH = re.compile(r"""(^|[\s'"(])/(home|root|tmp|usr|work|opt|var|private|Users)/[\w.-]+/""")
 MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]{6,}")
-# A cell makes a figure when it assigns one (chapters write ``fig, ax = plot_...(...)``, see the README) or
-# calls a plotting helper.
+# A cell makes a figure when it assigns one (chapters write ``fig, ax = plot_...(...)``: nbval ignores a
+# trailing ``;``, so the figure is assigned to keep its repr out of the outputs) or calls a plotting helper.
 MAKES_FIGURE = re.compile(r"^\s*(fig\b[^=\n]*=|.*\bplot_\w+\s*\()", re.M)
 TIMING = re.compile(r"\b\d+(\.\d+)?\s*(ms|µs|us|s|sec|seconds)\b.*\b(elapsed|took|per loop|wall)", re.I)
 
