@@ -15,7 +15,10 @@ from klbook.book import glue, rounded
 @pytest.fixture
 def glued(monkeypatch):
     records = []
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: records.append((name, value, display)))
+    def record(name, value, display=True):
+        records.append((name, value, display))
+
+    monkeypatch.setattr(myst_nb, "glue", record)
     return records
 
 
