@@ -89,6 +89,17 @@ def _configure(app: Sphinx, config: Config) -> None:
     config.html_static_path.append(str(HERE / "static"))
     # The PyData theme reads its default colour mode from the template context, not the theme options.
     config.html_context.setdefault("default_mode", "auto")
+    # pydata-sphinx-theme 0.17 fills an unset `navbar_persistent` with its search field, which draws the
+    # PyData top bar that sphinx-book-theme 1.3 means to leave empty: a second search box, a bar that
+    # clips the book's title at the top of the sidebar, and hidden copies of the sidebar toggles. Both
+    # themes' scripts bind their click listeners to the FIRST `.primary-toggle`/`.secondary-toggle` of the
+    # page, i.e. those hidden copies, so the visible ☰ and "Contents" buttons opened nothing at any width
+    # (pydata-sphinx-theme issue #2451). With the bar empty, the theme renders no header and the visible
+    # buttons are the only (first) ones.
+    config.html_theme_options.setdefault("navbar_persistent", [])
+    # A favicon: without a <link rel="icon"> every browser asks for /favicon.ico, a 404 in the console.
+    if not config.html_favicon:
+        config.html_favicon = str(HERE / "static" / "favicon.svg")
 
 
 def _use_local_mathjax(app: Sphinx) -> None:
