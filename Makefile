@@ -5,6 +5,8 @@
 # Helpers for authors:
 #   make lab                      JupyterLab in the same environment (klbook importable)
 #   make refresh NB=book/x.ipynb  re-execute a notebook in place, storing fresh outputs
+#   make nbval-matrix             nbval under every kernel configuration (tests/nbval_tolerance.py)
+#   make nbval-haswell            nbval under one of them (default haswell skylakex generic one-thread avx2)
 #   make benchmark                accuracy and speed table (benchmarks/accuracy_speed.py)
 
 PYTHON ?= python3
@@ -13,7 +15,15 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 NOTEBOOKS = $(sort $(wildcard book/*.ipynb))
 
-.PHONY: book test unit nbval html browser lab refresh refresh-all benchmark clean
+.PHONY: book test unit nbval nbval-matrix html browser lab refresh refresh-all benchmark clean
+
+# Kernel configurations (defined in tests/nbval_tolerance.py): each makes numpy, scipy and torch pick
+# other numerical kernels, as another CPU would. `make test` runs the default and the two that move
+# trained results the most; `make nbval-matrix` runs all of them.
+NBVAL_CONFIGS     = default generic avx2
+NBVAL_ALL_CONFIGS = default haswell skylakex generic one-thread avx2
+# One chapter per worker (its cells share one kernel, in order); two workers for the two cores.
+NBVAL_RUN = $(BIN)/python -m pytest --nbval --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +41,13 @@ test: unit nbval html browser
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not browser"
 
-nbval: $(STAMP)
-	$(BIN)/python -m pytest --nbval --nbval-current-env $(NOTEBOOKS)
+nbval: $(addprefix nbval-,$(NBVAL_CONFIGS))
+
+nbval-matrix: $(addprefix nbval-,$(NBVAL_ALL_CONFIGS))
+
+nbval-%: $(STAMP)
+	@echo "== nbval, kernel configuration '$*': $$($(BIN)/python tests/nbval_tolerance.py env $*)"
+	env $$($(BIN)/python tests/nbval_tolerance.py env $*) $(NBVAL_RUN) $(NOTEBOOKS)
 
 html: $(STAMP)
 	rm -rf _build/html _build/.doctrees
@@ -47,9 +62,11 @@ lab: $(STAMP)
 refresh: $(STAMP)
 	@test -n "$(NB)" || (echo "usage: make refresh NB=book/<chapter>.ipynb" && exit 2)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace "$(NB)"
+	$(BIN)/python tests/nbval_tolerance.py stamp "$(NB)"
 
 refresh-all: $(STAMP)
 	for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
+	$(BIN)/python tests/nbval_tolerance.py stamp $(NOTEBOOKS)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/accuracy_speed.py
