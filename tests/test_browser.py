@@ -12,7 +12,13 @@ opened in a fresh browser context:
 * math is typeset by the site's own MathJax (no raw TeX left, no MathJax error);
 * solutions of exercises are collapsed; the download button gives a real notebook; Colab and Binder
   launch buttons are on every chapter; search finds "ELBO";
-* a screenshot of every page in the toc, in light and in dark mode, goes to
+* what a reader sees, at a laptop's 1280 x 800 and a phone's 390 x 844: at 1280 px no display equation,
+  code cell, output or table is wider than the text column; at 390 px nothing is cut off (whatever is
+  wider than the screen scrolls inside its own box) and the page never scrolls sideways; a real click on
+  the visible sidebar buttons opens the sidebars; every figure is numbered, captioned and has an alt text
+  that is not a file name; MathJax is loaded only where there is math, and the time from navigation to
+  typeset math is measured (``test-artifacts/math-times.json``);
+* a screenshot of every page in the toc, at both widths in light and in dark mode, goes to
   ``test-artifacts/screenshots/`` for a person to look at.
 
 Without Chromium or Playwright the tests skip with a message saying how to install them, except when
@@ -40,6 +46,16 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("KLBOOK_SITE", ROOT / "_build" / "html")).resolve()
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+MATH_TIMES = ROOT / "test-artifacts" / "math-times.json"
+#: Reader's screens: a laptop and a phone (CSS pixels).
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+WIDTHS = (LAPTOP["width"], PHONE["width"])
+#: Typeset mathematics should be on screen this soon after navigation (local server, cold cache): the goal.
+MATH_SECONDS_GOAL = 1.5
+#: MathJax typesets in the browser, so a long chapter takes longer than the goal (the times measured are
+#: written to MATH_TIMES); the test fails above this limit, a regression on any machine.
+MATH_SECONDS_LIMIT = 12.0
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
@@ -176,10 +192,23 @@ class PageLog:
         return {key: value for key, value in found.items() if value}
 
 
-def _open(browser: object, base_url: str, path: str, *, color_scheme: str = "light"):
+#: Records when MathJax has typeset the page (its startup promise), in ms after navigation started.
+_MATH_CLOCK = """(() => {
+    const poll = () => {
+        const promise = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+        if (promise) promise.then(() => { window.__klbookMathDone = performance.now(); });
+        else setTimeout(poll, 5);
+    };
+    poll();
+})();"""
+
+
+def _open(browser: object, base_url: str, path: str, *, color_scheme: str = "light", width: int = 1280):
     """A fresh context (no stored state) and page with every event recorded; returns (context, page, log)."""
-    context = browser.new_context(color_scheme=color_scheme, viewport={"width": 1280, "height": 900},
+    viewport = LAPTOP if width == LAPTOP["width"] else {**PHONE, "width": width}
+    context = browser.new_context(color_scheme=color_scheme, viewport=viewport,
                                   accept_downloads=True, service_workers="block")
+    context.add_init_script(_MATH_CLOCK)
     log = PageLog(base_url)
 
     def route(route: object) -> None:
@@ -214,9 +243,9 @@ def _settle(page: object) -> None:
         page.evaluate("async () => { await window.MathJax.startup.promise; return true; }")
 
 
-def _screenshot_name(path: str, mode: str) -> Path:
+def _screenshot_name(path: str, mode: str, width: int) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / f"{path.removesuffix('.html').replace('/', '__')}-{mode}.png"
+    return SCREENSHOTS / f"{path.removesuffix('.html').replace('/', '__')}-{width}-{mode}.png"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -282,17 +311,97 @@ _INSPECT = """() => {
 }"""
 
 
+_LAYOUT = """() => {
+    const article = document.querySelector('article.bd-article');
+    if (!article) return null;
+    const cs = getComputedStyle(article);
+    const box = article.getBoundingClientRect();
+    const column = box.width - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const short = el => (el.getAttribute('aria-label') || el.textContent || el.getAttribute('alt') || '')
+        .replace(/\\s+/g, ' ').trim().slice(0, 70);
+    const where = el => { const s = el.closest('section[id]'); return s ? '#' + s.id : ''; };
+    // 1280 px: boxes that need more room than they have (each scrolls, or would be cut)
+    const tooWide = [];
+    const check = (kind, el, need, have) => {
+        if (need > have + 1) tooWide.push(`${kind} ${where(el)} needs ${Math.round(need)} px of `
+                                         + `${Math.round(have)}: ${short(el)}`);
+    };
+    article.querySelectorAll('mjx-container[display="true"]').forEach(c => check('equation', c, c.scrollWidth, c.clientWidth));
+    article.querySelectorAll('div.cell_input pre').forEach(p => check('code', p, p.scrollWidth, p.clientWidth));
+    article.querySelectorAll('div.cell_output pre').forEach(p => check('output', p, p.scrollWidth, p.clientWidth));
+    article.querySelectorAll('div.cell_output img').forEach(i => check('output image', i,
+        i.getBoundingClientRect().width, column));
+    article.querySelectorAll('table').forEach(t => check('table', t, t.getBoundingClientRect().width, column));
+    // every width: anything that reaches past the screen's edges without being inside a box that scrolls
+    const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+    const clipped = [];
+    const vw = document.documentElement.clientWidth;
+    for (const el of article.querySelectorAll('*')) {
+        if (el.closest('mjx-assistive-mml, .visually-hidden, .sr-only')) continue;
+        const r = el.getBoundingClientRect();
+        if (!r.width || !r.height || (r.left >= -1 && r.right <= vw + 1)) continue;
+        let a = el.parentElement, inBox = false;
+        while (a && a !== document.body) {
+            if (scrolls(a)) { const ar = a.getBoundingClientRect();
+                              inBox = ar.left >= -1 && ar.right <= vw + 1; break; }
+            a = a.parentElement;
+        }
+        if (!inBox && !clipped.some(c => el.closest(c.selector))) clipped.push({
+            selector: el.tagName.toLowerCase() + (el.id ? '#' + CSS.escape(el.id) : ''),
+            text: `${el.tagName.toLowerCase()}.${[...el.classList].join('.')} ${where(el)} spans `
+                  + `${Math.round(r.left)}..${Math.round(r.right)} px of ${vw}: ${short(el)}`});
+    }
+    const figures = Array.from(article.querySelectorAll('img')).map(img => {
+        const fig = img.closest('figure');
+        const caption = fig && fig.querySelector('figcaption');
+        return {src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
+                number: caption ? (caption.querySelector('.caption-number') || {textContent: ''}).textContent.trim() : '',
+                caption: caption ? caption.textContent.replace(/\\s+/g, ' ').trim() : ''};
+    });
+    return {
+        column, tooWide, clipped: clipped.map(c => c.text),
+        sidewaysScroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        figures,
+        hasMath: document.querySelectorAll('span.math, div.math').length > 0,
+        loadsMathJax: document.querySelectorAll("script[src*='mathjax']").length > 0,
+        mathMs: window.__klbookMathDone === undefined ? null : Math.round(window.__klbookMathDone),
+    };
+}"""
+
+#: The sidebars a reader opens with the visible buttons at a phone's width.
+_SIDEBARS = {"primary-toggle": "pst-primary-sidebar-modal", "secondary-toggle": "pst-secondary-sidebar-modal"}
+
+
+def _sidebars_open(page: object) -> dict[str, str]:
+    """Click each visible sidebar button like a reader; what happened (``"opens"`` or the problem)."""
+    result = {}
+    for button, dialog in _SIDEBARS.items():
+        visible = [b for b in page.locator(f"button.{button}").all() if b.is_visible()]
+        if not visible:
+            result[button] = "no visible button"
+            continue
+        visible[0].click()
+        page.wait_for_timeout(300)
+        opened = page.evaluate("""id => { const d = document.getElementById(id);
+            return !!(d && d.open && Array.from(d.querySelectorAll('a')).some(a => a.checkVisibility()
+                   && a.getBoundingClientRect().width > 0)); }""", dialog)
+        result[button] = "opens" if opened else "opens nothing"
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(200)
+    return result
+
+
 @pytest.fixture(scope="session")
 def visit(browser: object, base_url: str, site: Path):
-    """``visit(path, mode)``: open the page once (cached), settle it, screenshot it, return what was seen."""
-    cache: dict[tuple[str, str], dict] = {}
+    """``visit(path, mode, width)``: open the page once (cached), settle it, screenshot it, return what was seen."""
+    cache: dict[tuple[str, str, int], dict] = {}
 
-    def run(path: str, mode: str = "light") -> dict:
-        if (path, mode) in cache:
-            return cache[(path, mode)]
+    def run(path: str, mode: str = "light", width: int = LAPTOP["width"]) -> dict:
+        if (path, mode, width) in cache:
+            return cache[(path, mode, width)]
         if not (site / path).is_file():
             pytest.fail(f"{path} was not built", pytrace=False)
-        context, page, log = _open(browser, base_url, path, color_scheme=mode)
+        context, page, log = _open(browser, base_url, path, color_scheme=mode, width=width)
         try:
             response = page.goto(base_url + path, wait_until="load")
             status = response.status if response is not None else None
@@ -301,20 +410,24 @@ def visit(browser: object, base_url: str, site: Path):
             _settle(page)
             page.wait_for_timeout(200)  # let late console messages arrive
             report = page.evaluate(_INSPECT)
+            report["layout"] = page.evaluate(_LAYOUT)
             report["url"] = page.url
             if path in TOC_PAGES:
-                page.screenshot(path=str(_screenshot_name(path, mode)), full_page=True)
-            if mode == "light" and report["solutions"]:  # a click on a solution's title opens it
-                page.locator("div.solution > .admonition-title").first.click()
+                page.screenshot(path=str(_screenshot_name(path, mode, width)), full_page=True)
+            if mode == "light" and width == LAPTOP["width"] and report["solutions"]:
+                page.locator("div.solution > .admonition-title").first.click()  # opens the solution
                 page.wait_for_timeout(400)
                 report["first_solution_opens"] = page.evaluate(
                     "() => Array.from(document.querySelectorAll('div.solution')[0].querySelectorAll("
                     "':scope > :not(.admonition-title)')).some(el => el.checkVisibility("
                     "{checkOpacity: true, checkVisibilityCSS: true}) && el.getBoundingClientRect().height > 0)")
+            if mode == "light" and width == PHONE["width"] and path in TOC_PAGES:
+                page.evaluate("() => window.scrollTo(0, 0)")
+                report["sidebars"] = _sidebars_open(page)
         finally:
             context.close()
         report.update(status=status, problems=log.problems())
-        cache[(path, mode)] = report
+        cache[(path, mode, width)] = report
         return report
 
     return run
@@ -342,14 +455,85 @@ def test_page_reads_cleanly(visit, site: Path, path: str) -> None:
     assert not missing_targets, f"{path}: links to files that do not exist: {missing_targets}"
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("path", TOC_PAGES)
-def test_dark_mode(visit, path: str) -> None:
+def test_dark_mode(visit, path: str, width: int) -> None:
     """A reader whose system prefers dark gets the dark theme, with no error (screenshots: test-artifacts/)."""
-    seen = visit(path, "dark")
+    seen = visit(path, "dark", width)
     assert seen["theme"] == "dark", f"{path}: shows the {seen['theme']!r} theme to a reader who prefers dark"
-    assert not seen["problems"], f"{path} (dark): {json.dumps(seen['problems'], indent=1)}"
+    assert not seen["problems"], f"{path} (dark, {width} px): {json.dumps(seen['problems'], indent=1)}"
     assert not seen["brokenImages"], f"{path} (dark): images that did not load: {seen['brokenImages']}"
     assert visit(path)["theme"] == "light", f"{path}: a reader who prefers light does not get the light theme"
+
+
+# --------------------------------------------------------------------------------------------------
+# What a reader sees at a laptop's and a phone's width
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_everything_fits_the_column_on_a_laptop(visit, path: str) -> None:
+    """At 1280 px no display equation, code cell, output or table is wider than the text column."""
+    layout = visit(path)["layout"]
+    assert not layout["tooWide"], (f"{path} at 1280 px: {len(layout['tooWide'])} boxes wider than the "
+                                   f"{layout['column']:.0f} px column:\n  " + "\n  ".join(layout["tooWide"]))
+    assert not layout["clipped"], f"{path} at 1280 px: cut off at the screen's edge: {layout['clipped'][:10]}"
+    assert layout["sidewaysScroll"] <= 0, f"{path} at 1280 px: the page scrolls sideways"
+
+
+@pytest.mark.parametrize("mode", ("light", "dark"))
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_nothing_is_cut_on_a_phone(visit, path: str, mode: str) -> None:
+    """At 390 px whatever is wider than the screen scrolls inside its own box; the page never scrolls sideways."""
+    seen = visit(path, mode, PHONE["width"])
+    layout = seen["layout"]
+    assert not seen["problems"], f"{path} (390 px, {mode}): {json.dumps(seen['problems'], indent=1)}"
+    assert not layout["clipped"], (f"{path} at 390 px: cut off at the screen's edge (not in a box that "
+                                   "scrolls):\n  " + "\n  ".join(layout["clipped"][:15]))
+    assert layout["sidewaysScroll"] <= 0, f"{path} at 390 px: the page scrolls sideways by {layout['sidewaysScroll']} px"
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_phone_sidebar_buttons_open_the_sidebars(visit, path: str) -> None:
+    """A real click on the visible ☰ and "Contents" buttons at 390 px opens the navigation and the page's contents."""
+    sidebars = visit(path, "light", PHONE["width"])["sidebars"]
+    assert sidebars["primary-toggle"] == "opens", f"{path} at 390 px: the ☰ button {sidebars['primary-toggle']}"
+    if path in NOTEBOOK_PAGES:  # chapters have sections, so a page contents sidebar
+        assert sidebars["secondary-toggle"] == "opens", \
+            f"{path} at 390 px: the contents button {sidebars['secondary-toggle']}"
+
+
+FILE_NAME = re.compile(r"^\S+\.(png|svg|jpe?g|gif|webp)$|^[\w./-]*$", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_figures_are_numbered_captioned_and_described(visit, path: str) -> None:
+    """Every image is a numbered figure with a caption, and its alt text describes it (not a file name)."""
+    bad = []
+    for fig in visit(path)["layout"]["figures"]:
+        if not fig["number"] or len(fig["caption"]) <= len(fig["number"]) + 10:
+            bad.append(f"{fig['src']}: no number or caption ({fig['caption']!r})")
+        if FILE_NAME.match(fig["alt"].strip()) or len(fig["alt"].split()) < 3:
+            bad.append(f"{fig['src']}: alt text {fig['alt']!r} does not describe the figure")
+    assert not bad, f"{path}: {len(bad)} problems with figures:\n  " + "\n  ".join(bad)
+
+
+_math_times: dict[str, int] = {}
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_mathjax_only_where_there_is_math_and_soon(visit, path: str) -> None:
+    """MathJax loads only on pages with math; the time to typeset math is recorded and within the limit."""
+    layout = visit(path, "light", PHONE["width"])["layout"]
+    if not layout["hasMath"]:
+        assert not layout["loadsMathJax"], f"{path}: loads MathJax but has no math"
+        return
+    assert layout["loadsMathJax"], f"{path}: has math but does not load MathJax"
+    assert layout["mathMs"] is not None, f"{path}: MathJax never finished typesetting"
+    _math_times[path] = layout["mathMs"]
+    MATH_TIMES.parent.mkdir(parents=True, exist_ok=True)
+    MATH_TIMES.write_text(json.dumps(_math_times, indent=1), encoding="utf8")
+    assert layout["mathMs"] <= MATH_SECONDS_LIMIT * 1000, \
+        f"{path}: math typeset {layout['mathMs']} ms after navigation (goal {MATH_SECONDS_GOAL} s)"
 
 
 # --------------------------------------------------------------------------------------------------
