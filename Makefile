@@ -56,8 +56,9 @@ html: $(STAMP)
 browser: $(STAMP)
 	$(BIN)/python -m pytest tests -m browser
 
+# --allow-root: Jupyter refuses to start as root (a container's usual user) without it.
 lab: $(STAMP)
-	$(BIN)/jupyter lab book/
+	$(BIN)/jupyter lab book/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 refresh: $(STAMP)
 	@test -n "$(NB)" || (echo "usage: make refresh NB=book/<chapter>.ipynb" && exit 2)
