@@ -34,23 +34,30 @@ def prepare(
     *args: ArrayLike,
     broadcast: bool = True,
     may_be_infinite: Collection[str] = (),
+    may_be_minus_infinite: Collection[str] = (),
     keep_narrow: bool = False,
 ) -> tuple[Any, list[Any], Callable[[Any], Any]]:
     """Validate ``args``, convert them to float64 arrays of one namespace, and broadcast them.
 
-    Every argument must be free of NaN, and finite unless its name is in ``may_be_infinite``.
+    Every argument must be real numbers (see :func:`real_array`) free of NaN, and finite unless its
+    name is in ``may_be_infinite`` (either sign allowed) or ``may_be_minus_infinite`` (-inf allowed).
     With ``keep_narrow``, torch inputs that are all of floating dtypes narrower than float64 (float32,
     float16, bfloat16) are returned in their common dtype instead: the caller converts them chunk by
     chunk (see :func:`is_narrow`), which is much faster than converting whole batches up front.
 
     Raises
     ------
+    TypeError
+        If an argument is not real numbers (None, strings, complex values, a masked array).
     ValueError
-        If an argument is not numeric, contains NaN or a forbidden infinity, or the shapes do not
-        broadcast.
+        If an argument contains NaN, a forbidden infinity or an integer beyond the float64 range, or the
+        shapes do not broadcast.
     """
+    args = tuple(real_array(name, a) for name, a in zip(names, args))
     for name, a in zip(names, args):
-        _check_finite(name, a, allow_inf=name in may_be_infinite)
+        _check_finite(
+            name, a, allow_inf=name in may_be_infinite, allow_minus_inf=name in may_be_minus_infinite
+        )
     tensors = [a for a in args if _is_torch(a)]
     if tensors:
         import torch
@@ -65,7 +72,7 @@ def prepare(
         arrays = [
             a.to(device=device, dtype=out_dtype if narrow else torch.float64)
             if _is_torch(a)
-            else torch.as_tensor(np.asarray(a, dtype=np.float64), device=device)
+            else torch.as_tensor(a, device=device)
             for a in args
         ]
 
@@ -73,7 +80,7 @@ def prepare(
             return result.to(out_dtype)
 
     else:
-        arrays = [np.asarray(a, dtype=np.float64) for a in args]
+        arrays = list(args)
 
         def finish(result: Any) -> Any:
             result = np.asarray(result, dtype=np.float64)
@@ -91,6 +98,57 @@ def prepare(
     return xp, arrays, finish
 
 
+def real_array(name: str, a: ArrayLike) -> Any:
+    """``a`` as a float64 numpy array, or unchanged if it is a real torch tensor; other kinds refused.
+
+    Accepted: Python and numpy numbers (bool and integers included), sequences of them, real numpy arrays,
+    real torch tensors. Refused with a ``TypeError`` naming ``name``: None, strings (also numeric ones: a
+    string is not a number), complex values (their imaginary part would be lost), numpy masked arrays
+    (the mask would be ignored; fill or select the valid entries first). Python integers beyond the
+    float64 range give a ``ValueError`` (not a raw ``OverflowError``).
+    """
+    if a is None:
+        raise TypeError(f"{name} must be a number or an array of numbers, got None")
+    if _is_torch(a):
+        if a.is_complex():
+            raise TypeError(f"{name} must be real; got a complex tensor ({a.dtype})")
+        return a
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array, whose mask klbook would ignore: pass {name}.filled(value) "
+            f"or the valid entries ({name}.compressed())"
+        )
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{name} must be a number or an array of numbers, got the string {a!r}")
+    try:
+        values = np.asarray(a)
+    except (TypeError, ValueError) as exc:  # e.g. ragged nesting
+        raise ValueError(f"{name} must be a number or a rectangular array of numbers: {exc}") from None
+    kind = values.dtype.kind
+    if kind in "biuf":
+        return np.asarray(values, dtype=np.float64)
+    if kind == "c":
+        raise TypeError(f"{name} must be real; got complex values (dtype {values.dtype})")
+    if kind == "O":
+        return _object_values(name, values)
+    raise TypeError(f"{name} must be a number or an array of numbers, got an array of dtype {values.dtype}")
+
+
+def _object_values(name: str, values: np.ndarray) -> np.ndarray:
+    """Float64 values of an object array (numbers numpy could not type: huge integers, None, mixtures)."""
+    out = np.empty(values.shape, dtype=np.float64)
+    for index, item in np.ndenumerate(values):
+        if item is None or isinstance(item, (str, bytes, complex, np.complexfloating)):
+            raise TypeError(f"{name} must be real numbers; it contains {item!r}")
+        try:
+            out[index] = float(item)
+        except OverflowError:
+            raise ValueError(f"{name} contains an integer beyond the float64 range ({str(item)[:12]}...)") from None
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be real numbers; it contains {type(item).__name__} {item!r}") from None
+    return out
+
+
 # Significand bits of the torch dtypes narrower than float64.
 _NARROW_BITS = {"torch.float32": 24, "torch.float16": 11, "torch.bfloat16": 8}
 
@@ -105,8 +163,11 @@ def is_narrow(a: Any) -> bool:
     return _is_torch(a) and str(a.dtype) in _NARROW_BITS
 
 
-def _check_finite(name: str, a: ArrayLike, *, allow_inf: bool) -> None:
-    """One pass in the common case (everything finite); the message says what is wrong otherwise."""
+def _check_finite(name: str, a: ArrayLike, *, allow_inf: bool, allow_minus_inf: bool = False) -> None:
+    """One pass in the common case (everything finite); the message says what is wrong otherwise.
+
+    ``a`` is a real torch tensor or a float64 numpy array (see :func:`real_array`).
+    """
     # A finite sum proves every entry finite (one fast reduction); only when it is not (an entry is
     # inf or NaN, or the sum overflowed) are the entries looked at one by one.
     if _is_torch(a):
@@ -117,17 +178,19 @@ def _check_finite(name: str, a: ArrayLike, *, allow_inf: bool) -> None:
             return
         values = values.cpu().double().numpy()
     else:
-        try:
-            values = np.asarray(a, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be numeric: {exc}") from None
+        values = a
         with np.errstate(over="ignore", invalid="ignore"):
             if np.isfinite(values.sum()) or np.isfinite(values).all():
                 return
     if np.isnan(values).any():
         raise ValueError(f"{name} contains NaN")
-    if not allow_inf:
-        raise ValueError(f"{name} must be finite; it contains {float(values[~np.isfinite(values)].flat[0])}")
+    if allow_inf:
+        return
+    if allow_minus_inf:
+        if (values == np.inf).any():
+            raise ValueError(f"{name} must be finite or -inf; it contains +inf")
+        return
+    raise ValueError(f"{name} must be finite; it contains {float(values[~np.isfinite(values)].flat[0])}")
 
 
 def detached_numpy(a: Any) -> np.ndarray:
@@ -140,8 +203,9 @@ def detached_numpy(a: Any) -> np.ndarray:
 
 
 def require_finite(name: str, a: Any) -> None:
-    """Raise a ValueError naming ``name`` if ``a`` contains NaN or an infinity."""
-    _check_finite(name, a, allow_inf=False)
+    """Raise a ValueError naming ``name`` if ``a`` contains NaN or an infinity (a TypeError if it is not
+    real numbers, see :func:`real_array`)."""
+    _check_finite(name, real_array(name, a), allow_inf=False)
 
 
 def require_positive(name: str, a: Any) -> None:

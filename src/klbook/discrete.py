@@ -4,9 +4,20 @@ Conventions (Cover & Thomas, section 2.3): 0 log(0/q) = 0, and p log(p/0) = +inf
 D(p||q) = +inf whenever p puts mass where q has none. No epsilon is ever added.
 
 Probabilities are validated along ``axis``: entries must be finite and non-negative, and each
-distribution must sum to 1 within ``SUM_TOLERANCE`` (float64 inputs) or ``SUM_TOLERANCE_LOW_PRECISION``
-(float32 and lower, where rounding alone can move a sum of many entries by 1e-5). Outside that a
-``ValueError`` names the argument and says by how much it is off. Inputs are not renormalised.
+distribution must sum to 1 within a tolerance that scales with the input's dtype: ``SUM_TOLERANCE``
+(1e-6) for float64 inputs (Python numbers and lists included); for narrower floating dtypes (float32,
+float16, bfloat16, numpy or torch) the larger of ``SUM_TOLERANCE_LOW_PRECISION`` (1e-4) and ``n * eps``,
+for ``n`` outcomes and the dtype's machine epsilon ``eps`` -- a bound on the rounding of a sum of ``n``
+terms computed in that dtype (a ``torch.softmax`` output in float16 or bfloat16 is off by up to about
+0.4 ``eps``). Outside that a ``ValueError`` names the argument and says by how much it is off. Float64
+inputs are not renormalised. Inputs of a narrower dtype are divided by their sums (computed in float64,
+where they are exact): the result is the divergence of the distributions they represent, whatever the
+rounding of their sums, so it is >= 0 and exactly 0 when p and q are proportional. Each argument is
+judged by its own dtype.
+
+Empty batches (a shape such as ``(0, 3)``) give empty results; a distribution with no outcomes (an axis
+of length 0 in a non-empty batch) cannot sum to 1 and is refused. Inputs that are not real numbers (None,
+strings, complex values, masked arrays) raise a ``TypeError``; see :func:`klbook._array.real_array`.
 
 ``base=None`` gives nats; ``base=2`` bits; any base > 0 other than 1 is accepted.
 """
@@ -14,6 +25,7 @@ distribution must sum to 1 within ``SUM_TOLERANCE`` (float64 inputs) or ``SUM_TO
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -27,35 +39,66 @@ SUM_TOLERANCE = 1e-6
 SUM_TOLERANCE_LOW_PRECISION = 1e-4
 
 
-def _tolerance(*args: ArrayLike) -> float:
-    for a in args:
-        if _is_torch(a) and a.is_floating_point() and a.element_size() < 8:
-            return SUM_TOLERANCE_LOW_PRECISION
-        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize < 8:
-            return SUM_TOLERANCE_LOW_PRECISION
-    return SUM_TOLERANCE
+def _narrow_eps(a: ArrayLike) -> float | None:
+    """Machine epsilon of ``a``'s floating dtype if it is narrower than float64, else None."""
+    if _is_torch(a) and a.is_floating_point():
+        import torch
+
+        eps = float(torch.finfo(a.dtype).eps)
+    elif isinstance(a, np.ndarray) and a.dtype.kind == "f":
+        eps = float(np.finfo(a.dtype).eps)
+    else:
+        return None
+    return eps if eps > _FLOAT64_EPS else None
 
 
-def _check_distribution(
-    name: str, x: Any, axes: tuple[int, ...], tolerance: float, axis_label: object = None
-) -> None:
+_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+
+
+def sum_tolerance(a: ArrayLike, n: int) -> float:
+    """How far from 1 the sum of a distribution of ``n`` outcomes given as ``a`` may be (module docs)."""
+    eps = _narrow_eps(a)
+    return SUM_TOLERANCE if eps is None else max(SUM_TOLERANCE_LOW_PRECISION, n * eps)
+
+
+def _check_distribution(name: str, x: Any, axes: tuple[int, ...], tolerance: float, axis_label: object) -> None:
     values = detached_numpy(x)
     if (values < 0).any():
         raise ValueError(f"{name} must be non-negative; its smallest entry is {float(values.min()):g}")
-    if values.size == 0 or any(values.shape[a] == 0 for a in axes):
-        raise ValueError(f"{name} is empty along the axis of the distribution")
+    if values.size == 0:
+        if all(values.shape[a] > 0 for a in axes) or any(
+            n == 0 for i, n in enumerate(values.shape) if i not in axes
+        ):
+            return  # an empty batch: nothing to check
+        raise ValueError(
+            f"{name} has no outcomes along axis {axis_label} (shape {values.shape}): it cannot sum to 1"
+        )
     deviation = float(np.abs(values.sum(axis=axes) - 1.0).max())
     if deviation > tolerance:
         raise ValueError(
-            f"{name} must sum to 1 along axis {axes if axis_label is None else axis_label}; "
+            f"{name} must sum to 1 along axis {axis_label}; "
             f"it is off by {deviation:.3g} (tolerance {tolerance:g})"
         )
+
+
+def _distribution(
+    xp: Any, name: str, original: ArrayLike, x: Any, axes: tuple[int, ...], axis_label: object
+) -> Any:
+    """``x`` (the float64 array made of ``original``) validated, and normalised if ``original`` is narrow."""
+    n = math.prod(x.shape[a] for a in axes)
+    _check_distribution(name, x, axes, sum_tolerance(original, n), axis_label)
+    if _narrow_eps(original) is None or x.shape[axes[0]] == 0:
+        return x
+    total = x
+    for a in sorted(axes, reverse=True):
+        total = xp.sum(total, axis=a, keepdims=True)
+    return x / total
 
 
 def _log_base(base: float | None) -> float:
     if base is None:
         return 1.0
-    if not isinstance(base, (int, float)) or isinstance(base, bool) or not base > 0 or base == 1:
+    if not isinstance(base, numbers.Real) or isinstance(base, bool) or not base > 0 or base == 1:
         raise ValueError(f"base must be a number > 0 other than 1 (or None for nats), got {base!r}")
     return math.log(base)
 
@@ -89,11 +132,10 @@ def kl_terms(xp: Any, p: Any, q: Any) -> Any:
 
 
 def _prepare_pair(p: ArrayLike, q: ArrayLike, axis: int) -> tuple[Any, Any, Any, Any, int]:
-    tolerance = _tolerance(p, q)
     xp, (p_, q_), finish = prepare(("p", "q"), p, q)
     ax = normalize_axis(axis, p_.ndim, "p")
-    _check_distribution("p", p_, (ax,), tolerance, axis)
-    _check_distribution("q", q_, (ax,), tolerance, axis)
+    p_ = _distribution(xp, "p", p, p_, (ax,), axis)
+    q_ = _distribution(xp, "q", q, q_, (ax,), axis)
     return xp, p_, q_, finish, ax
 
 
@@ -138,10 +180,9 @@ def entropy(p: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
         As :func:`kl_divergence`, for ``p``.
     """
     scale = _log_base(base)
-    tolerance = _tolerance(p)
     xp, (p_,), finish = prepare(("p",), p)
     ax = normalize_axis(axis, p_.ndim, "p")
-    _check_distribution("p", p_, (ax,), tolerance, axis)
+    p_ = _distribution(xp, "p", p, p_, (ax,), axis)
     positive = p_ > 0
     terms = xp.where(positive, -p_ * xp.log(where_safe(xp, positive, p_, 1.0)), xp.zeros_like(p_))
     return finish(xp.sum(terms, axis=ax) / scale)
@@ -212,11 +253,10 @@ def mutual_information(joint: ArrayLike, *, base: float | None = None) -> Any:
         If ``joint`` has fewer than 2 dimensions, or as :func:`kl_divergence`.
     """
     scale = _log_base(base)
-    tolerance = _tolerance(joint)
     xp, (joint_,), finish = prepare(("joint",), joint)
     if joint_.ndim < 2:
         raise ValueError(f"joint must be a 2-D table (or a batch of them), got shape {tuple(joint_.shape)}")
-    _check_distribution("joint", joint_, (joint_.ndim - 2, joint_.ndim - 1), tolerance, "(-2, -1)")
+    joint_ = _distribution(xp, "joint", joint, joint_, (joint_.ndim - 2, joint_.ndim - 1), "(-2, -1)")
     p_x = xp.sum(joint_, axis=-1)
     p_y = xp.sum(joint_, axis=-2)
     product = p_x[..., :, None] * p_y[..., None, :]

@@ -8,6 +8,12 @@ With samples x ~ q and the log-ratio ell = log p(x) - log q(x), three per-sample
 
 Arguments come as log-densities evaluated at the samples, in the order of the divergence: ``log_q`` first
 (the distribution the samples come from), then ``log_p``.
+
+``log_q`` must be finite (the samples come from q, so q(x) > 0). ``log_p`` may be -inf, where p vanishes:
+then k1, k2 and k3 are +inf, as is D(q||p). ``log_p = +inf`` is refused with a ``ValueError``: a density
+is finite, and the limits the formulas would give (k1 = -inf, k3 = +inf, k2 = +inf) point in different
+directions, so no estimate built from them would mean anything (k3 would even evaluate to inf - inf = NaN).
+Empty batches give empty results.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ __all__ = ["k1", "k2", "k3", "mc_kl", "MCEstimate"]
 
 
 def _log_ratio(log_q: ArrayLike, log_p: ArrayLike) -> tuple[Any, Any, Any]:
-    xp, (log_q_, log_p_), finish = prepare(("log_q", "log_p"), log_q, log_p, may_be_infinite=("log_p",))
+    xp, (log_q_, log_p_), finish = prepare(("log_q", "log_p"), log_q, log_p, may_be_minus_infinite=("log_p",))
     # log_p = -inf is legitimate (a sample where p vanishes): k1 and k3 are then +inf, as is D(q||p).
+    # log_p = +inf is not a value of a log-density (module docs).
     return xp, log_p_ - log_q_, finish
 
 
@@ -89,5 +96,6 @@ def mc_kl(
     if n < 2:
         raise ValueError(f"need at least 2 samples along axis {axis}, got {n}")
     mean = xp.mean(values_, axis=ax)
-    std = xp.std(values_, axis=ax, correction=1)
+    # torch warns about the degrees of freedom of an empty batch's std; its (empty) result is known
+    std = xp.std(values_, axis=ax, correction=1) if math.prod(values_.shape) else mean
     return MCEstimate(finish(mean), finish(std / math.sqrt(n)))

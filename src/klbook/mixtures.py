@@ -33,7 +33,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from ._array import ArrayLike, detached_numpy, prepare, require_finite, require_positive
+from ._array import ArrayLike, detached_numpy, prepare, real_array, require_finite, require_positive
 from ._numerics import half_square, where_safe
 
 __all__ = [
@@ -122,14 +122,12 @@ def _check_components(weights: Any, means: Any, stds: Any) -> None:
 
 def _mixture_arrays(weights: ArrayLike, means: ArrayLike, stds: ArrayLike) -> tuple[np.ndarray, ...]:
     """Validated float64 numpy copies, weights normalised, zero-weight components dropped."""
-    names = ("weights", "means", "stds")
-    arrays = []
-    for name, a in zip(names, (weights, means, stds)):
-        try:
-            arrays.append(np.array(detached_numpy(a), dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be numeric: {exc}") from None
-        if np.isnan(arrays[-1]).any():
+    arrays = [
+        np.array(detached_numpy(real_array(name, a)), dtype=np.float64)
+        for name, a in (("weights", weights), ("means", means), ("stds", stds))
+    ]
+    for name, a in zip(("weights", "means", "stds"), arrays):
+        if np.isnan(a).any():
             raise ValueError(f"{name} contains NaN")
     w, mu, sd = arrays
     _check_components(w, mu, sd)
@@ -499,11 +497,14 @@ def mixture_entropy(weights: ArrayLike, means: ArrayLike, stds: ArrayLike) -> fl
     return _entropy_standardised(mix) + math.log(scale)
 
 
-def _check_normal(name_mu: str, mu: float, name_sigma: str, sigma: float) -> tuple[float, float]:
-    try:
-        mu_f, sigma_f = float(mu), float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name_mu} and {name_sigma} must be real numbers, got {mu!r}, {sigma!r}") from None
+def _check_normal(name_mu: str, mu: Any, name_sigma: str, sigma: Any) -> tuple[float, float]:
+    values = []
+    for name, a in ((name_mu, mu), (name_sigma, sigma)):
+        array = detached_numpy(real_array(name, a))
+        if array.size != 1:
+            raise ValueError(f"{name} must be a single number, got shape {array.shape}")
+        values.append(float(array.reshape(())))
+    mu_f, sigma_f = values
     if not math.isfinite(mu_f):
         raise ValueError(f"{name_mu} must be finite, got {mu_f!r}")
     if not (math.isfinite(sigma_f) and sigma_f > 0):
@@ -560,8 +561,8 @@ def kl_normal_mixture(
     """
     _check_direction(direction)
     w, mu_k, sd = _mixture_arrays(weights, means, stds)
-    mu_arr = np.asarray(detached_numpy(mu), dtype=np.float64)
-    sigma_arr = np.asarray(detached_numpy(sigma), dtype=np.float64)
+    mu_arr = np.asarray(detached_numpy(real_array("mu", mu)), dtype=np.float64)
+    sigma_arr = np.asarray(detached_numpy(real_array("sigma", sigma)), dtype=np.float64)
     try:
         mu_b, sigma_b = np.broadcast_arrays(mu_arr, sigma_arr)
     except ValueError:
