@@ -24,7 +24,12 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
 3. **Solutions open wherever their title is clicked.** ``static/klbook-site.css`` works around a
    sphinx-togglebutton bug: a click on the "Exercise N" link inside a solution's title threw
    "button is not defined" and left the solution closed.
-4. **Real notebook download.** The theme's download button links to ``_sources/<page>.ipynb`` with
+4. **Bibliography labels that match the citations.** The chapters cite author-year
+   (``bibtex_reference_style: author_year``: "Kingma and Welling, 2013"), but the bibliography's own labels
+   come from the formatting style, alphabetic ("[KW13]") by default. The style ``klbook_author_year``
+   registered here labels each entry the way the text cites it; a citation's link also carries the full
+   reference as its ``title``, a hover preview that needs no network.
+5. **Real notebook download.** The theme's download button links to ``_sources/<page>.ipynb`` with
    ``target="_blank"``, so a browser shows the notebook's JSON as text. The link gets a ``download``
    attribute with the file's name instead (template ``templates/article-header-buttons.html``).
 """
@@ -38,6 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from docutils import nodes
+from pybtex.plugin import register_plugin
+from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+from pybtex.style.labels import BaseLabelStyle
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ExtensionError
@@ -82,6 +90,54 @@ def mathjax_source() -> Path:
     return es5
 
 
+def _plain(latex: str) -> str:
+    """BibTeX text without braces or accents commands (``{\\"O}zt{\\"u}rk`` -> ``Öztürk``)."""
+    from pybtex.richtext import Text
+
+    return str(Text.from_latex(latex)) if "{" in latex or "\\" in latex else latex
+
+
+class AuthorYearLabels(BaseLabelStyle):
+    """Labels such as "Cover and Thomas, 2006" and "Alemi et al., 2018", as the author_year citations read.
+
+    Entries that would share a label get "a", "b", ... after the year, so every label stays unique.
+    """
+
+    def _label(self, entry: Any) -> str:
+        persons = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [_plain(" ".join(p.prelast_names + p.last_names)) for p in persons]
+        if not names:
+            names = [_plain(entry.fields.get("organization", entry.key))]
+        if len(names) == 1:
+            who = names[0]
+        elif len(names) == 2:
+            who = f"{names[0]} and {names[1]}"
+        else:
+            who = f"{names[0]} et al."
+        return f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+    def format_labels(self, sorted_entries: Any) -> Any:
+        labels = [self._label(entry) for entry in sorted_entries]
+        counts = {label: labels.count(label) for label in labels}
+        seen: dict[str, int] = {}
+        for label in labels:
+            if counts[label] > 1:
+                seen[label] = seen.get(label, 0) + 1
+                label = f"{label}{chr(ord('a') + seen[label] - 1)}"
+            yield label
+
+
+class AuthorYearStyle(UnsrtStyle):
+    """pybtex's unsrt formatting, sorted by author and year, with :class:`AuthorYearLabels`."""
+
+    default_label_style = "klbook_author_year"
+    default_sorting_style = "author_year_title"
+
+
+register_plugin("pybtex.style.labels", "klbook_author_year", AuthorYearLabels)
+register_plugin("pybtex.style.formatting", "klbook_author_year", AuthorYearStyle)
+
+
 def _configure(app: Sphinx, config: Config) -> None:
     """Add our templates (before the builder loads any) and fix the theme's default mode."""
     config.templates_path.insert(0, str(HERE / "templates"))
@@ -97,6 +153,9 @@ def _configure(app: Sphinx, config: Config) -> None:
     # (pydata-sphinx-theme issue #2451). With the bar empty, the theme renders no header and the visible
     # buttons are the only (first) ones.
     config.html_theme_options.setdefault("navbar_persistent", [])
+    # Bibliography labels as the text cites them (unless the book chose another style).
+    if getattr(config, "bibtex_default_style", None) == "alpha":
+        config.bibtex_default_style = "klbook_author_year"
     # A favicon: without a <link rel="icon"> every browser asks for /favicon.ico, a 404 in the console.
     if not config.html_favicon:
         config.html_favicon = str(HERE / "static" / "favicon.svg")
