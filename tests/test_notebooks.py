@@ -83,3 +83,41 @@ def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
         assert path.relative_to(ROOT).with_suffix("").as_posix() in listed, f"{path.name} is not in _toc.yml"
     for entry in listed:
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), f"{entry} is missing"
+
+
+def _all_code_cells() -> list[tuple[str, int, dict]]:
+    return [(path.name, index, cell) for path in NOTEBOOKS for index, cell in enumerate(_code_cells(path))]
+
+
+@pytest.mark.parametrize("where, cell", [((n, i), c) for n, i, c in _all_code_cells() if c["metadata"].get("klbook", {}).get("tolerance")])
+def test_declared_tolerances_are_justified_by_a_measured_spread(where, cell):
+    # tests/nbval_tolerance.py: a tolerance says why, and is at most three times the spread measured across
+    # the kernel configurations (benchmarks/kernel_spread.py), so it cannot hide a changed result.
+    declared = cell["metadata"]["klbook"]
+    tolerance, spread = declared["tolerance"], declared.get("spread", {})
+    assert set(tolerance) <= {"abs", "rel"} and any(tolerance.values()), f"{where}: tolerance keys: abs, rel"
+    assert len(declared.get("reason", "")) > 20, f"{where}: a tolerance needs its reason"
+    for key, value in tolerance.items():
+        if value == 0:  # that term of the tolerance is unused
+            continue
+        assert key in spread, f"{where}: no measured {key} spread for the {key} tolerance"
+        assert 0 < value <= 3 * spread[key], f"{where}: {key} tolerance {value} > 3 x measured spread {spread[key]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_escapes_output_comparison(path):
+    # A result that depends on the CPU's kernels declares a tolerance instead (README: stored outputs).
+    for index, cell in enumerate(_code_cells(path)):
+        tags = set(cell["metadata"].get("tags", []))
+        assert not tags & {"nbval-ignore-output", "nbval-skip"}, f"{path.name}, code cell {index}: {tags}"
+        assert "NBVAL_IGNORE_OUTPUT" not in "".join(cell["source"]), f"{path.name}, code cell {index}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_records_the_kernels_that_wrote_its_outputs(path):
+    # `make refresh` stamps this; a maintainer whose nbval run differs can see where the outputs came from.
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    written_with = notebook["metadata"].get("klbook", {}).get("outputs_written_with", {})
+    assert {"machine", "numpy_blas", "torch_cpu_capability", "threads"} <= set(written_with), (
+        f"{path.name}: refresh it with `make refresh NB=book/{path.name}`"
+    )
