@@ -17,7 +17,11 @@ of every panel agree with the whole, 16 nodes per half), over initial panels spl
 mean, at multiples of its standard deviation and where the dominant component changes (there
 :math:`\log p` bends sharply, which is why Gauss--Hermite quadrature converges slowly for these
 integrands), requesting a relative error of ``QUAD_RTOL`` = 1e-13 of the integral of the magnitudes of
-the terms. The documented guarantee for every divergence and entropy is 1e-8 absolute, or relative for
+the terms. Break points closer together than a quarter of the narrowest component's standard deviation
+are merged (a mixture of many overlapping components, such as a kernel density estimate, would otherwise
+start with tens of thousands of needlessly narrow panels), and log p is evaluated a block of points at a
+time: memory stays bounded (a few MB) and time grows about linearly with the number of components
+(``benchmarks/mixture_fit.py``). The documented guarantee for every divergence and entropy is 1e-8 absolute, or relative for
 values above 1; the tests check 1e-10 against ``scipy.integrate.quad`` (and the entropy against
 ``mpmath``).
 
@@ -205,6 +209,7 @@ class _Mixture(NamedTuple):
     log_w: np.ndarray
     mu: np.ndarray
     sd: np.ndarray
+    crossings: np.ndarray  # see _crossings; computed once per mixture
 
 
 def _standardise(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> tuple[_Mixture, float, float]:
@@ -213,7 +218,23 @@ def _standardise(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> tuple[_Mixtur
     # Var = sum w sigma^2 + sum w (mu - mean)^2: two non-negative sums, no cancellation.
     var = float(np.sum(w * sd**2) + np.sum(w * (mu - mean) ** 2))
     scale = math.sqrt(var)
-    return _Mixture(np.log(w), (mu - mean) / scale, sd / scale), mean, scale
+    log_w, mu_std, sd_std = np.log(w), (mu - mean) / scale, sd / scale
+    return _Mixture(log_w, mu_std, sd_std, _crossings(log_w, mu_std, sd_std)), mean, scale
+
+
+# Points x times components per block when log p is evaluated (bounds the temporaries to a few MB each,
+# whatever the number of components).
+_BLOCK_ELEMENTS = 1 << 17
+
+
+def _in_blocks(fn: Callable[..., tuple[np.ndarray, ...]], mix: _Mixture, *points: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``fn(*points)`` (1-D arrays of equal length, one value per point per output) a block at a time."""
+    step = max(1, _BLOCK_ELEMENTS // len(mix.mu))
+    n = len(points[0])
+    if n <= step:
+        return fn(*points)
+    parts = [fn(*(p[start : start + step] for p in points)) for start in range(0, n, step)]
+    return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def _log_terms(x: np.ndarray, mix: _Mixture) -> np.ndarray:
@@ -222,9 +243,14 @@ def _log_terms(x: np.ndarray, mix: _Mixture) -> np.ndarray:
 
 
 def _logp(x: np.ndarray, mix: _Mixture) -> np.ndarray:
-    t = _log_terms(x, mix)
-    top = t.max(axis=-1)
-    return top + np.log(np.exp(t - top[..., None]).sum(axis=-1))
+    """log p at the points of the 1-D array x."""
+
+    def block(xb: np.ndarray) -> tuple[np.ndarray]:
+        t = _log_terms(xb, mix)
+        top = t.max(axis=-1)
+        return (top + np.log(np.exp(t - top[..., None]).sum(axis=-1)),)
+
+    return _in_blocks(block, mix, x)[0]
 
 
 def _logp_and_derivatives(
@@ -239,8 +265,14 @@ def _logp_and_derivatives(
 
     Given ``x_size`` (x is known to within eps * x_size), also returns the rounding-error scales of the
     three values (error ~ eps * scale): the magnitudes of the terms summed, plus the error that the
-    uncertainty of x propagates through the next derivative (bounded term by term).
+    uncertainty of x propagates through the next derivative (bounded term by term). x is 1-D.
     """
+    if x_size is None:
+        return _in_blocks(lambda xb: _logp_and_derivatives_block(xb, mix, None), mix, x)
+    return _in_blocks(lambda xb, sb: _logp_and_derivatives_block(xb, mix, sb), mix, x, x_size)
+
+
+def _logp_and_derivatives_block(x: np.ndarray, mix: _Mixture, x_size: np.ndarray | None) -> tuple[np.ndarray, ...]:
     t = _log_terms(x, mix)
     top = t.max(axis=-1)
     e = np.exp(t - top[..., None])
@@ -263,38 +295,57 @@ def _logp_and_derivatives(
     return logp, d1, d2, logp_size, d1_size, d2_size
 
 
-def _crossings(mix: _Mixture) -> list[float]:
-    """Points where two weighted component log densities are equal (where log p changes regime)."""
-    points = []
-    k = len(mix.mu)
-    for i in range(k):
-        for j in range(i + 1, k):
-            pi, pj = 1.0 / mix.sd[i] ** 2, 1.0 / mix.sd[j] ** 2
-            a = 0.5 * (pj - pi)
-            b = mix.mu[i] * pi - mix.mu[j] * pj
-            c = (
-                0.5 * (mix.mu[j] ** 2 * pj - mix.mu[i] ** 2 * pi)
-                + (mix.log_w[i] - np.log(mix.sd[i]))
-                - (mix.log_w[j] - np.log(mix.sd[j]))
-            )
-            if abs(a) <= 1e-12 * max(pi, pj):
-                if b != 0:
-                    points.append(-c / b)
-                continue
+# Break points closer than this many times the narrowest component standard deviation are merged (the
+# first of each such bucket is kept): a mixture of many overlapping components (a kernel density estimate)
+# would otherwise start its quadrature with tens of thousands of panels, most of them far narrower than
+# any feature of log p. The adaptive rule refines wherever a panel needs it.
+_BREAK_SPACING = 0.25
+
+
+def _crossings(log_w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Points where two weighted component log densities are equal (where log p can change regime),
+    thinned as :func:`_thin` does. Pairs are processed a block of rows at a time (bounded memory)."""
+    k = len(mu)
+    precision = 1.0 / sd**2
+    offset = log_w - np.log(sd)
+    parts = [np.empty(0)]
+    rows = max(1, _BLOCK_ELEMENTS // max(k, 1))
+    for start in range(0, k - 1, rows):
+        i, j = np.nonzero(np.arange(start, min(k, start + rows))[:, None] < np.arange(k)[None, :])
+        i += start
+        pi, pj = precision[i], precision[j]
+        a = 0.5 * (pj - pi)
+        b = mu[i] * pi - mu[j] * pj
+        c = 0.5 * (mu[j] ** 2 * pj - mu[i] ** 2 * pi) + offset[i] - offset[j]
+        linear = np.abs(a) <= 1e-12 * np.maximum(pi, pj)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            on_line = linear & (b != 0)
+            parts.append(-c[on_line] / b[on_line])
             disc = b * b - 4 * a * c
-            if disc >= 0:
-                root = math.sqrt(disc)
-                # the numerically stable pair of roots of a x^2 + b x + c
-                qq = -0.5 * (b + math.copysign(root, b))
-                points.append(qq / a)
-                if qq != 0:
-                    points.append(c / qq)
-    return [p for p in points if math.isfinite(p)]
+            real = ~linear & (disc >= 0)
+            a, b, c = a[real], b[real], c[real]
+            # the numerically stable pair of roots of a x^2 + b x + c
+            qq = -0.5 * (b + np.copysign(np.sqrt(disc[real]), b))
+            parts.append(qq / a)
+            parts.append(c[qq != 0] / qq[qq != 0])
+        points = np.concatenate(parts)
+        parts = [_thin(points[np.isfinite(points)], _BREAK_SPACING * float(np.min(sd)))]
+    return parts[0]
+
+
+def _thin(points: np.ndarray, spacing: float) -> np.ndarray:
+    """The sorted distinct ``points``, keeping the first of every run closer together than ``spacing``
+    (measured in buckets of that width from the smallest point)."""
+    points = np.unique(points)
+    if len(points) < 2:
+        return points
+    bucket = np.floor((points - points[0]) / spacing)
+    return points[np.concatenate([[True], bucket[1:] != bucket[:-1]])]
 
 
 def _mixture_breaks(mix: _Mixture, offsets: np.ndarray) -> np.ndarray:
     pts = [mix.mu + s * sgn * mix.sd for s in offsets for sgn in (-1.0, 1.0)]
-    return np.concatenate([np.ravel(pts), np.asarray(_crossings(mix), dtype=np.float64)])
+    return _thin(np.concatenate([np.ravel(pts), mix.crossings]), _BREAK_SPACING * float(np.min(mix.sd)))
 
 
 _Integrand = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
