@@ -29,7 +29,10 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
    come from the formatting style, alphabetic ("[KW13]") by default. The style ``klbook_author_year``
    registered here labels each entry the way the text cites it; a citation's link also carries the full
    reference as its ``title``, a hover preview that needs no network.
-5. **Real notebook download.** The theme's download button links to ``_sources/<page>.ipynb`` with
+5. **Both spellings find a page.** The book spells the British way ("reparameterisation"); a reader who
+   searches "reparameterization" found nothing. Every page gets a ``keywords`` meta node (which Sphinx's
+   search indexes) with the American spelling of each -ise/-isation word it uses.
+6. **Real notebook download.** The theme's download button links to ``_sources/<page>.ipynb`` with
    ``target="_blank"``, so a browser shows the notebook's JSON as text. The link gets a ``download``
    attribute with the file's name instead (template ``templates/article-header-buttons.html``).
 """
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -188,6 +192,19 @@ def _drop_thebe_nodes(app: Sphinx, doctree: nodes.document, docname: str) -> Non
             node.parent.remove(node)
 
 
+#: British -ise/-isation forms and the American -ize/-ization spelling searched for instead.
+_BRITISH = re.compile(r"\b([a-z]{3,}i)s(e|es|ed|ing|ation|ations|er|ers)\b")
+
+
+def _add_other_spellings(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """A keywords meta node with the -ize spelling of every -ise word of the page, for the search index."""
+    words = set(_BRITISH.findall(doctree.astext().lower()))
+    if not words:
+        return
+    american = sorted(f"{stem}z{ending}" for stem, ending in words)
+    doctree.insert(0, nodes.meta(name="keywords", content=", ".join(american)))
+
+
 def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
     """Drop Thebe's assets, deduplicate scripts, and make the source download a real download."""
     for key in ("script_files", "css_files"):
@@ -226,6 +243,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_css_file("klbook-site.css")
     app.connect("builder-inited", _use_local_mathjax)
     app.connect("doctree-resolved", _drop_thebe_nodes, priority=999)
+    app.connect("doctree-resolved", _add_other_spellings)
     app.connect("html-page-context", _clean_page, priority=999)
     app.connect("build-finished", _copy_mathjax)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
