@@ -32,7 +32,11 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
 5. **Both spellings find a page.** The book spells the British way ("reparameterisation"); a reader who
    searches "reparameterization" found nothing. Every page gets a ``keywords`` meta node (which Sphinx's
    search indexes) with the American spelling of each -ise/-isation word it uses.
-6. **Real notebook download.** The theme's download button links to ``_sources/<page>.ipynb`` with
+6. **Glossary terms linked where the chapters first use them.** In every chapter, the first use of each
+   glossary term (outside titles, math, code, links and captions) becomes a link to its entry, with the
+   definition as the link's ``title`` (a hover preview that works offline). Terms that are also ordinary
+   words ("bit", "rate", "support", ...) are not linked.
+7. **Real notebook download.** The theme's download button links to ``_sources/<page>.ipynb`` with
    ``target="_blank"``, so a browser shows the notebook's JSON as text. The link gets a ``download``
    attribute with the file's name instead (template ``templates/article-header-buttons.html``).
 """
@@ -205,6 +209,79 @@ def _add_other_spellings(app: Sphinx, doctree: nodes.document, docname: str) -> 
     doctree.insert(0, nodes.meta(name="keywords", content=", ".join(american)))
 
 
+#: Glossary terms that are also everyday words; linking their first use would often link the wrong sense.
+_TERMS_NOT_LINKED = {"bit", "nat", "rate", "support", "prior", "evidence", "distortion", "entropy",
+                     "encoder", "decoder"}
+#: Text inside these is never linked to the glossary.
+_NO_TERM_LINKS = (nodes.title, nodes.rubric, nodes.reference, nodes.literal, nodes.literal_block, nodes.math,
+                  nodes.math_block, nodes.raw, nodes.caption, nodes.term, nodes.label, nodes.citation,
+                  nodes.field_name, nodes.FixedTextElement)
+
+
+def _glossary(app: Sphinx) -> dict[str, tuple[str, str, str]]:
+    """Glossary terms: lower-case term -> (term, docname, anchor, first sentence of the definition)."""
+    terms = {}
+    objects = app.env.get_domain("std").objects  # type: ignore[attr-defined]
+    definitions: dict[str, str] = {}
+    for (kind, term), (docname, anchor) in objects.items():
+        if kind != "term" or term.lower() in _TERMS_NOT_LINKED:
+            continue
+        if docname not in definitions:
+            doctree = app.env.get_doctree(docname)
+            for item in doctree.findall(nodes.definition_list_item):
+                ids = [i for t in item.findall(nodes.term) for i in t["ids"]]
+                text = " ".join(d.astext() for d in item.findall(nodes.definition)).split("\n")
+                for i in ids:
+                    definitions[i] = " ".join(text)
+            definitions.setdefault(docname, "")
+        terms[term.lower()] = (term, docname, anchor, definitions.get(anchor, "")[:300])
+    return terms
+
+
+def _link_glossary_terms(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Link the first use of each glossary term in a chapter (a page that is not the glossary itself)."""
+    if app.builder.format != "html":
+        return
+    terms = {k: v for k, v in _glossary(app).items() if v[1] != docname}
+    if not terms:
+        return
+    names = sorted(terms, key=len, reverse=True)  # "KL divergence" before a shorter term inside it
+    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")(s?)\b", re.IGNORECASE)
+    linked: set[str] = set()
+    for text in list(doctree.findall(nodes.Text)):
+        if len(linked) == len(terms):
+            break
+        parent = text.parent
+        if parent is None or any(isinstance(a, _NO_TERM_LINKS) for a in _ancestors(text)):
+            continue
+        source = str(text)
+        pieces: list[nodes.Node] = []
+        position = 0
+        for match in pattern.finditer(source):
+            key = match.group(1).lower()
+            if key in linked:
+                continue
+            linked.add(key)
+            _, target_doc, anchor, definition = terms[key]
+            uri = app.builder.get_relative_uri(docname, target_doc) + "#" + anchor
+            pieces.append(nodes.Text(source[position:match.start()]))
+            link = nodes.reference("", match.group(0), internal=True, refuri=uri, classes=["klbook-term"])
+            if definition:
+                link["reftitle"] = definition
+            pieces.append(link)
+            position = match.end()
+        if pieces:
+            pieces.append(nodes.Text(source[position:]))
+            parent.replace(text, [p for p in pieces if not isinstance(p, nodes.Text) or str(p)])
+
+
+def _ancestors(node: nodes.Node):
+    node = node.parent
+    while node is not None:
+        yield node
+        node = node.parent
+
+
 def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
     """Drop Thebe's assets, deduplicate scripts, and make the source download a real download."""
     for key in ("script_files", "css_files"):
@@ -244,6 +321,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _use_local_mathjax)
     app.connect("doctree-resolved", _drop_thebe_nodes, priority=999)
     app.connect("doctree-resolved", _add_other_spellings)
+    app.connect("doctree-resolved", _link_glossary_terms)
     app.connect("html-page-context", _clean_page, priority=999)
     app.connect("build-finished", _copy_mathjax)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
