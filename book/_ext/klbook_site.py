@@ -3,7 +3,8 @@
 Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: book/_ext}``, so a plain
 ``jupyter-book build .`` produces the complete site. What it does:
 
-1. **MathJax without network.** Every page that has math loads MathJax 3 from the site itself
+1. **MathJax without network, only where there is math.** Every page that has math (and no other: Sphinx
+   would also load it on a page whose toctree lists pages with math) loads MathJax 3 from the site itself
    (``_static/mathjax/tex-mml-chtml.js``), not from a CDN. The MathJax tree comes from the PyPI package
    ``django-static-mathjax`` (pinned in requirements.txt; it ships MathJax 3's ``es5`` build as the
    importable package ``mathjax`` and needs nothing else), so ``pip install -r requirements.txt`` is the
@@ -183,6 +184,12 @@ def _is_thebe(asset: Any) -> bool:
     return "thebe" in filename or "THEBE_JS_URL" in body
 
 
+def _is_mathjax(asset: Any) -> bool:
+    filename = getattr(asset, "filename", "") or ""
+    body = getattr(asset, "attributes", {}).get("body", "") or ""
+    return MATHJAX_TARGET + "/" in filename or body.lstrip().startswith("window.MathJax")
+
+
 def _asset_key(asset: Any) -> tuple:
     attributes = getattr(asset, "attributes", {})
     return (getattr(asset, "filename", "") or "", tuple(sorted(attributes.items())))
@@ -283,7 +290,11 @@ def _ancestors(node: nodes.Node):
 
 
 def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
-    """Drop Thebe's assets, deduplicate scripts, and make the source download a real download."""
+    """Drop Thebe's assets (and MathJax where the page has no math), deduplicate scripts, and make the
+    source download a real download."""
+    # Sphinx loads MathJax on a page when the page OR any page in its toctree has math, so the root page,
+    # whose toctree lists every chapter, loaded it without a formula: only where this page has math.
+    no_math = doctree is not None and not any(doctree.findall(lambda n: isinstance(n, (nodes.math, nodes.math_block))))
     for key in ("script_files", "css_files"):
         assets = context.get(key)
         if not assets:
@@ -292,7 +303,7 @@ def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, do
         kept = []
         for asset in assets:
             k = _asset_key(asset)
-            if _is_thebe(asset) or k in seen:
+            if _is_thebe(asset) or k in seen or (no_math and _is_mathjax(asset)):
                 continue
             seen.add(k)
             kept.append(asset)
