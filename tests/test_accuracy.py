@@ -10,6 +10,7 @@ import pytest
 from scipy import integrate, stats
 
 from klbook.accuracy import (
+    AccuracyRow,
     accuracy_table,
     format_table,
     reference_kl_mvn,
@@ -53,3 +54,12 @@ def test_accuracy_table_and_its_markdown():
     assert klbook_rows and all(r.max_ulp <= 8 for r in klbook_rows)
     table = format_table(rows)
     assert table.splitlines()[0].startswith("| function | inputs | klbook max / median ULP")
+
+
+def test_errors_with_no_correct_digit_are_shown_as_such_not_as_kernel_dependent_counts():
+    rows = [
+        AccuracyRow("kl_normal", "grid: hard", "klbook", 1.0, 0.0),
+        AccuracyRow("kl_normal", "grid: hard", "textbook", 9.9e27, 2.0**52 - 1),
+    ]
+    line = format_table(rows).splitlines()[-1]
+    assert line == "| `kl_normal` | hard | 1.0 / 0.0 | ≥2⁵² / 4.5e+15 |"
