@@ -405,3 +405,150 @@ def test_no_runtime_warning_leaks(recwarn):
 def test_normal_logpdf_matches_scipy():
     x = np.linspace(-30, 30, 101)
     np.testing.assert_allclose(normal_logpdf(x, 0.5, 2.0), stats.norm(0.5, 2.0).logpdf(x), rtol=1e-14)
+
+
+# --- derivatives: closed-form backward passes (issue 12) ---------------------------------------------
+
+GRADIENT_FORMS = {
+    "kl_std_normal": lambda mu_p, s_p, mu_q, s_q: kl_std_normal(mu_p, s_p),
+    "kl_diag_normal": lambda mu_p, s_p, mu_q, s_q: kl_diag_normal(mu_p, s_p, mu_q, s_q),
+    "kl_normal": kl_normal,
+}
+
+
+def _gradient_inputs(rows, cols, dtype, generator, requires_grad=True):
+    """mu_p, s_p, mu_q, s_q: the s arguments (log-variances, or sigmas for kl_normal) in 0.1 ... 4.1."""
+    args = [torch.randn(rows, cols, generator=generator, dtype=torch.float64) for _ in range(4)]
+    args[1], args[3] = 0.1 + args[1].abs(), 0.1 + args[3].abs()
+    return [a.to(dtype).requires_grad_(requires_grad) for a in args]
+
+
+def _graph_size(tensor: torch.Tensor) -> int:
+    """Number of autograd nodes behind ``tensor``."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return len(seen)
+
+
+@pytest.mark.parametrize("form", sorted(GRADIENT_FORMS))
+def test_autograd_graph_does_not_grow_with_the_batch(form):
+    # Chunked inputs used to be sliced on the graph, one node (and one full-size gradient) per chunk:
+    # backward time grew with the square of the batch.
+    sizes = {}
+    for rows in (4, 20_000):  # one chunk, and ~20 chunks of 2^16 elements
+        args = _gradient_inputs(rows, 64, torch.float32, torch.Generator().manual_seed(4))
+        sizes[rows] = _graph_size(GRADIENT_FORMS[form](*args))
+    assert sizes[20_000] == sizes[4]
+
+
+@pytest.mark.parametrize("form", sorted(GRADIENT_FORMS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_narrow_gradients_are_the_float64_gradients_rounded(form, dtype):
+    generator = torch.Generator().manual_seed(5)
+    args = _gradient_inputs(3_000, 64, dtype, generator)
+    GRADIENT_FORMS[form](*args).sum().backward()
+    exact = [a.detach().double().requires_grad_() for a in args]
+    GRADIENT_FORMS[form](*exact).sum().backward()
+    for narrow, wide in zip(args, exact):
+        if wide.grad is None:
+            continue
+        assert narrow.grad.dtype == dtype
+        # The exact gradient of the narrow inputs, rounded once.
+        torch.testing.assert_close(narrow.grad.double(), wide.grad, rtol=torch.finfo(dtype).eps, atol=0.0)
+
+
+def test_gradcheck_and_gradgradcheck_in_float64_also_at_equal_means_and_on_chunked_batches():
+    generator = torch.Generator().manual_seed(6)
+    for form in GRADIENT_FORMS.values():
+        small = _gradient_inputs(3, 4, torch.float64, generator)
+        with torch.no_grad():
+            small[2][0] = small[0][0]  # equal means in the first row, where second derivatives were 0
+        assert torch.autograd.gradcheck(form, small)
+        assert torch.autograd.gradgradcheck(form, small)
+    # A batch of several chunks: the chunked backward against a finite-difference column.
+    args = _gradient_inputs(3_000, 64, torch.float64, generator)
+    for form in GRADIENT_FORMS.values():
+        value = form(*args).sum()
+        grads = torch.autograd.grad(value, args, allow_unused=True)
+        for a, g in zip(args, grads):
+            if g is None:
+                continue
+            step = torch.zeros_like(a)
+            step[2_345, 17] = 1e-6
+            with torch.no_grad():  # the row's own KL: the batch's sum would drown the difference
+                numeric = (form(*[x + step if x is a else x for x in args]).reshape(3_000, -1)[2_345].sum()
+                           - form(*[x - step if x is a else x for x in args]).reshape(3_000, -1)[2_345].sum()) / 2e-6
+            assert float(g[2_345, 17]) == pytest.approx(float(numeric), rel=1e-6, abs=1e-9)
+
+
+def test_hessian_at_p_equals_q_is_the_fisher_information():
+    # D(p_theta || p_theta0) = 1/2 (theta - theta0)^T I(theta0) (theta - theta0) + O(|theta - theta0|^3):
+    # in (mu, logvar) coordinates the Fisher information of N(mu, e^logvar) is diag(e^-logvar, 1/2), and in
+    # (mu, sigma) coordinates diag(1/sigma^2, 2/sigma^2).
+    mu = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    logvar = torch.tensor([-0.7, 0.0, 1.5], dtype=torch.float64)
+    k = mu.numel()
+
+    def diag_of_p(theta):
+        return kl_diag_normal(theta[:k], theta[k:], mu, logvar)
+
+    expected = torch.diag(torch.cat([torch.exp(-logvar), torch.full((k,), 0.5, dtype=torch.float64)]))
+    hessian = torch.autograd.functional.hessian(diag_of_p, torch.cat([mu, logvar]))
+    torch.testing.assert_close(hessian, expected, rtol=1e-12, atol=1e-14)
+    # With respect to the means alone, on both sides (the mixed block is -Fisher).
+    means = torch.autograd.functional.hessian(lambda m_p, m_q: kl_diag_normal(m_p, logvar, m_q, logvar), (mu, mu))
+    torch.testing.assert_close(means[0][0], torch.diag(torch.exp(-logvar)), rtol=1e-14, atol=0.0)
+    torch.testing.assert_close(means[0][1], -torch.diag(torch.exp(-logvar)), rtol=1e-14, atol=0.0)
+    # kl_std_normal at mu = 0, logvar = 0 (the prior): identity on mu, 1/2 on logvar.
+    zeros = torch.zeros(2 * k, dtype=torch.float64)
+    std = torch.autograd.functional.hessian(lambda theta: kl_std_normal(theta[:k], theta[k:]), zeros)
+    torch.testing.assert_close(std, torch.diag(torch.cat([torch.ones(k), torch.full((k,), 0.5)])).double())
+    sigma = torch.exp(0.5 * logvar)
+    normal = torch.autograd.functional.hessian(
+        lambda theta: kl_normal(theta[:k], theta[k:], mu, sigma).sum(), torch.cat([mu, sigma])
+    )
+    torch.testing.assert_close(normal, torch.diag(torch.cat([sigma**-2, 2 * sigma**-2])), rtol=1e-12, atol=0.0)
+    # float32 and a chunked batch too (the mean block, where 0 used to come out).
+    rows = torch.tensor(np.random.default_rng(1).normal(size=(2_000, 64)), dtype=torch.float32)
+    lv = rows.flip(0)
+    m_p = rows.clone().requires_grad_()
+    (g,) = torch.autograd.grad(kl_diag_normal(m_p, lv, rows, lv).sum(), m_p, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), m_p)
+    torch.testing.assert_close(h, torch.exp(-lv.double()).float(), rtol=2e-7, atol=0.0)
+
+
+@pytest.mark.parametrize(("logvar_q", "diff"), [(-480.0, 1.0), (-700.0, 0.5), (-1000.0, 3e-217), (-1410.0, 1e-306)])
+def test_gradient_wrt_a_very_negative_logvar_q_is_finite_and_right(logvar_q, diff):
+    # Where the value is finite, so are its derivatives: d/dlogvar_q = -expm1(u) / 2 - z^2 / 2 and
+    # d/dmu_p = (mu_p - mu_q) e^-logvar_q. Autograd through (mu_p - mu_q) / exp(logvar_q / 2) multiplied
+    # z by (mu_p - mu_q) / sigma_q^2 first, which overflowed below logvar_q ~ -473 for mean differences ~1.
+    args = [torch.tensor([x], dtype=torch.float64, requires_grad=True) for x in (diff, logvar_q - 0.25, 0.0, logvar_q)]
+    value = kl_diag_normal(*args)
+    assert torch.isfinite(value).all()
+    value.backward()
+    with mpmath.workdps(60):
+        lp, lq = mpmath.mpf(logvar_q - 0.25), mpmath.mpf(logvar_q)
+        u, z2 = lp - lq, mpmath.mpf(diff) ** 2 * mpmath.exp(-lq)
+        expected = [float(mpmath.mpf(diff) * mpmath.exp(-lq)), float(mpmath.expm1(u) / 2),
+                    -float(mpmath.mpf(diff) * mpmath.exp(-lq)), float(-mpmath.expm1(u) / 2 - z2 / 2)]
+    for a, e in zip(args, expected):
+        assert ulp_error(a.grad, np.array([e])).max() <= 4
+
+
+@pytest.mark.parametrize(("logvar_p", "logvar_q"), [(50.0, 0.0), (0.3, 1e-9), (709.5, 0.0), (-30.0, 1.0)])
+def test_float64_gradients_within_a_few_ulp(logvar_p, logvar_q):
+    mu_p, mu_q = 0.7, -0.2
+    args = [torch.tensor([x], dtype=torch.float64, requires_grad=True) for x in (mu_p, logvar_p, mu_q, logvar_q)]
+    kl_diag_normal(*args).backward()
+    with mpmath.workdps(60):
+        u = mpmath.mpf(logvar_p) - mpmath.mpf(logvar_q)
+        d = (mpmath.mpf(mu_p) - mpmath.mpf(mu_q)) * mpmath.exp(-mpmath.mpf(logvar_q))
+        z2 = (mpmath.mpf(mu_p) - mpmath.mpf(mu_q)) ** 2 * mpmath.exp(-mpmath.mpf(logvar_q))
+        expected = [float(d), float(mpmath.expm1(u) / 2), float(-d), float(-mpmath.expm1(u) / 2 - z2 / 2)]
+    for a, e in zip(args, expected):
+        assert ulp_error(a.grad, np.array([e])).max() <= 4

@@ -247,30 +247,118 @@ def quiet_floating_point(fn: Callable[..., Any]) -> Callable[..., Any]:
 CHUNK_ELEMENTS = 1 << 16
 
 
-def in_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], *, reduces_last_axis: bool) -> Any:
+def in_chunks(
+    xp: Any,
+    fn: Callable[..., Any],
+    arrays: Sequence[Any],
+    *,
+    reduces_last_axis: bool,
+    gradient: Callable[..., Sequence[Any]] | None = None,
+) -> Any:
     """Apply ``fn`` (elementwise, or reducing the last axis) to same-shaped ``arrays`` chunk by chunk.
 
     The closed forms make dozens of passes over their inputs; on large batches each pass would stream
     fresh temporaries through memory. Chunks keep them in cache. The result is the same as
-    ``fn(*arrays)`` (each element is computed by the same operations), and autograd flows through the
-    slicing and concatenation.
+    ``fn(*arrays)`` (each element is computed by the same operations).
+
+    ``gradient(xp, grad, *arrays)`` gives the derivatives of ``fn`` in closed form: one array (or
+    ``None``) per argument, of any floating dtype (each is rounded once to its argument's dtype),
+    ``grad`` being the incoming gradient, which broadcasts against the arguments (it has a trailing
+    axis of length 1 when ``fn`` reduces the last axis). With it, torch inputs that
+    require gradients go through one autograd node: ``fn`` runs chunk by chunk without recording a
+    graph, and the backward pass evaluates ``gradient`` chunk by chunk too, so that both cost time
+    linear in the batch (autograd through sliced inputs would allocate a full-size gradient per
+    slice). Under ``create_graph`` the backward pass evaluates ``gradient`` on the whole arrays with
+    differentiable operations, which gives second derivatives. Without ``gradient``, autograd flows
+    through the slicing and concatenation.
     """
+    if gradient is not None and _is_torch(arrays[0]):
+        import torch
+
+        if torch.is_grad_enabled() and any(a.requires_grad for a in arrays):
+            return _chunked_function().apply(fn, gradient, reduces_last_axis, *arrays)
+    return _map_chunks(xp, fn, arrays, reduces_last_axis)
+
+
+def _chunk_layout(shape: tuple[int, ...], reduces_last_axis: bool) -> tuple[tuple[int, ...], int]:
+    """The 2-D (or 1-D) shape the arrays are viewed in, and the rows per chunk."""
+    if reduces_last_axis:
+        width = shape[-1]
+        return (-1, width), max(1, CHUNK_ELEMENTS // max(width, 1))
+    return (-1,), CHUNK_ELEMENTS
+
+
+def _map_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], reduces_last_axis: bool) -> Any:
     shape = tuple(arrays[0].shape)
     size = int(np.prod(shape)) if shape else 1
     if size <= 2 * CHUNK_ELEMENTS:
         return fn(*arrays)
-    if reduces_last_axis:
-        width = shape[-1]
-        flat = [xp.reshape(a, (-1, width)) for a in arrays]
-        step = max(1, CHUNK_ELEMENTS // max(width, 1))
-        out_shape = shape[:-1]
-    else:
-        flat = [xp.reshape(a, (-1,)) for a in arrays]
-        step = CHUNK_ELEMENTS
-        out_shape = shape
+    flat_shape, step = _chunk_layout(shape, reduces_last_axis)
+    flat = [xp.reshape(a, flat_shape) for a in arrays]
+    out_shape = shape[:-1] if reduces_last_axis else shape
     rows = flat[0].shape[0]
     parts = [fn(*[a[start : start + step] for a in flat]) for start in range(0, rows, step)]
     return xp.reshape(xp.concat(parts, axis=0), out_shape)
+
+
+def _gradients_in_chunks(
+    gradient: Callable[..., Sequence[Any]], grad: Any, arrays: Sequence[Any], reduces_last_axis: bool
+) -> list[Any]:
+    """``gradient`` evaluated chunk by chunk (torch, no graph), each part rounded once into a full-size
+    result of its argument's dtype."""
+    import torch
+
+    xp = array_api_compat.array_namespace(*arrays)
+    shape = tuple(arrays[0].shape)
+    if reduces_last_axis:
+        grad = grad[..., None]
+    size = int(np.prod(shape)) if shape else 1
+    if size <= 2 * CHUNK_ELEMENTS:
+        parts = gradient(xp, grad, *arrays)
+        return [None if p is None else p.to(a.dtype) for p, a in zip(parts, arrays)]
+    flat_shape, step = _chunk_layout(shape, reduces_last_axis)
+    flat = [a.reshape(flat_shape) for a in arrays]
+    # The incoming gradient keeps its trailing axis of length 1: it broadcasts inside ``gradient``.
+    flat_grad = grad.reshape((-1, 1)) if reduces_last_axis else torch.broadcast_to(grad, shape).reshape(-1)
+    results: list[Any] = [None] * len(arrays)
+    for start in range(0, flat[0].shape[0], step):
+        rows = slice(start, start + step)
+        parts = gradient(xp, flat_grad[rows], *[a[rows] for a in flat])
+        for i, part in enumerate(parts):
+            if part is None:
+                continue
+            if results[i] is None:
+                results[i] = torch.empty(flat[0].shape, dtype=arrays[i].dtype, device=arrays[i].device)
+            results[i][rows] = part
+    return [None if r is None else r.reshape(shape) for r in results]
+
+
+@functools.cache
+def _chunked_function() -> Any:
+    """The torch.autograd.Function behind :func:`in_chunks` with a closed-form gradient (torch is
+    optional, so it is defined on first use)."""
+    import torch
+
+    class Chunked(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, fn: Any, gradient: Any, reduces_last_axis: bool, *arrays: Any) -> Any:
+            ctx.save_for_backward(*arrays)
+            ctx.gradient, ctx.reduces_last_axis = gradient, reduces_last_axis
+            return _map_chunks(array_api_compat.array_namespace(*arrays), fn, arrays, reduces_last_axis)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            arrays = ctx.saved_tensors
+            if torch.is_grad_enabled():  # create_graph: differentiable operations on whole arrays
+                xp = array_api_compat.array_namespace(*arrays)
+                parts = ctx.gradient(xp, grad[..., None] if ctx.reduces_last_axis else grad, *arrays)
+                parts = [None if p is None else p.to(a.dtype) for p, a in zip(parts, arrays)]
+            else:
+                parts = _gradients_in_chunks(ctx.gradient, grad, arrays, ctx.reduces_last_axis)
+            needs = ctx.needs_input_grad[3:]
+            return (None, None, None, *(p if need else None for p, need in zip(parts, needs)))
+
+    return Chunked
 
 
 def in_row_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], *, row_elements: int) -> Any:

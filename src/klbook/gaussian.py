@@ -41,17 +41,22 @@ __all__ = ["kl_normal", "kl_diag_normal", "kl_std_normal", "kl_mvn", "normal_log
 SYMMETRY_RTOL = 1e-10
 
 
-def _scaled_difference(xp: Any, mu_p: Any, mu_q: Any, scale_q: Any) -> Any:
-    """(mu_p - mu_q) / scale_q, also when mu_p - mu_q overflows but the quotient does not."""
+def _scaled_difference(xp: Any, mu_p: Any, mu_q: Any, scale_q: Any, *, inverse: bool = False) -> Any:
+    """(mu_p - mu_q) / scale_q (or times scale_q with ``inverse``), also when mu_p - mu_q overflows but
+    the quotient does not."""
+
+    def scaled(x: Any) -> Any:
+        return x * scale_q if inverse else x / scale_q
+
     diff = mu_p - mu_q
-    quotient = diff / scale_q
+    quotient = scaled(diff)
     if bool(xp.isfinite(xp.sum(quotient))):
         return quotient
     finite = xp.isfinite(diff)
     # Where the difference overflows, halve both means first (exact) and double at the end.
     base = xp.where(finite, diff, 0.5 * mu_p - 0.5 * mu_q)
     doubling = xp.where(finite, xp.ones_like(diff), xp.full_like(diff, 2.0))
-    return base / scale_q * doubling
+    return scaled(base) * doubling
 
 
 @quiet_floating_point
@@ -86,7 +91,8 @@ def kl_normal(mu_p: ArrayLike, sigma_p: ArrayLike, mu_q: ArrayLike, sigma_q: Arr
     require_positive("sigma_p", sigma_p)
     require_positive("sigma_q", sigma_q)
     terms = _normal_terms_narrow if is_narrow(mu_p) else _normal_terms
-    return finish(in_chunks(xp, partial(terms, xp), (mu_p, sigma_p, mu_q, sigma_q), reduces_last_axis=False))
+    arrays = (mu_p, sigma_p, mu_q, sigma_q)
+    return finish(in_chunks(xp, partial(terms, xp), arrays, reduces_last_axis=False, gradient=_normal_gradient))
 
 
 def _normal_terms(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> Any:
@@ -102,38 +108,54 @@ def _normal_terms(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> 
 NARROW_SERIES_LIMIT = 2.0**-10
 
 
-def _narrow_half_g(xp: Any, u: Any) -> Any:
-    """(e^u - 1 - u) / 2 to ~1e-12 relative: expm1(u) - u loses at most ~2^10 ULP of float64 for
-    |u| >= 2^-10; below that three Taylor terms are exact to ~1e-11."""
-    series = u * u * (0.25 + u * (1.0 / 12.0 + u * (1.0 / 48.0)))
+def _narrow_g(xp: Any, u: Any) -> Any:
+    """e^u - 1 - u to ~1e-12 relative: expm1(u) - u loses at most ~2^10 ULP of float64 for
+    |u| >= 2^-10; below that three Taylor terms are exact to ~1e-11. (Narrow inputs only, which are
+    torch tensors: the few entries that need the series are gathered and written back.)"""
+    value = xp.expm1(u) - u
     small = xp.abs(u) < NARROW_SERIES_LIMIT
-    return xp.where(small, series, 0.5 * (xp.expm1(where_safe(xp, ~small, u, 1.0)) - u))
+    if bool(xp.any(small)):
+        v = u[small]
+        value[small] = v * v * (0.5 + v * (1.0 / 6.0 + v * (1.0 / 24.0)))
+    return value
 
 
-def _normal_terms_narrow(xp: Any, *arrays: Any) -> Any:
-    mu_p, sigma_p, mu_q, sigma_q = (xp.astype(a, xp.float64) for a in arrays)
-    # Ratios of narrow floats stay within 1e-83 ... 1e83, so neither they nor their squares overflow.
-    terms = _narrow_half_g(xp, 2.0 * xp.log(sigma_p / sigma_q)) + half_square((mu_p - mu_q) / sigma_q)
-    return xp.astype(terms, arrays[0].dtype)
+# Each returns twice the KL (one multiplication by 1/2 after the sum instead of one per term).
 
 
-def _diag_terms_narrow(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> Any:
+def _twice_normal_terms_narrow(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> Any:
+    # Ratios of narrow floats stay within 1e-83 ... 1e83, so neither they nor their squares overflow;
+    # multiplying by 1/sigma_q rounds once more, ~1e-16 relative, far below the narrow ULP.
+    inv_sigma_q = 1.0 / sigma_q
+    z = (mu_p - mu_q) * inv_sigma_q
+    return _narrow_g(xp, 2.0 * xp.log(sigma_p * inv_sigma_q)) + z * z
+
+
+def _twice_diag_terms_narrow(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> Any:
     # exp(-logvar_q / 2) overflows float64 below logvar_q = -1419. Below -1400 any nonzero mean
     # difference (>= 1e-45 in a narrow dtype) makes the term exceed every narrow dtype's range, so the
     # clipped value still gives inf there, and 0 for equal means (where an inf would make 0 * inf = NaN).
-    scale = xp.exp(-0.5 * xp.clip(logvar_q, min=-1400.0))
-    return _narrow_half_g(xp, logvar_p - logvar_q) + half_square((mu_p - mu_q) * scale)
+    z = (mu_p - mu_q) * xp.exp(-0.5 * xp.clip(logvar_q, min=-1400.0))
+    return _narrow_g(xp, logvar_p - logvar_q) + z * z
+
+
+def _normal_terms_narrow(xp: Any, *arrays: Any) -> Any:
+    twice = _twice_normal_terms_narrow(xp, *_float64(xp, arrays))
+    return xp.astype(0.5 * twice, arrays[0].dtype)
 
 
 def _diag_kl_narrow(xp: Any, *arrays: Any) -> Any:
-    terms = _diag_terms_narrow(xp, *(xp.astype(a, xp.float64) for a in arrays))
-    return xp.astype(xp.sum(terms, axis=-1), arrays[0].dtype)
+    twice = _twice_diag_terms_narrow(xp, *_float64(xp, arrays))
+    return xp.astype(0.5 * xp.sum(twice, axis=-1), arrays[0].dtype)
 
 
 def _std_normal_kl_narrow(xp: Any, mu: Any, logvar: Any) -> Any:
-    mu64, logvar64 = xp.astype(mu, xp.float64), xp.astype(logvar, xp.float64)
-    terms = _narrow_half_g(xp, logvar64) + half_square(mu64)
-    return xp.astype(xp.sum(terms, axis=-1), mu.dtype)
+    mu64, logvar64 = _float64(xp, (mu, logvar))
+    return xp.astype(0.5 * xp.sum(_narrow_g(xp, logvar64) + mu64 * mu64, axis=-1), mu.dtype)
+
+
+def _float64(xp: Any, arrays: Any) -> list[Any]:
+    return [xp.astype(a, xp.float64) for a in arrays]
 
 
 def _diag_terms(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> Any:
@@ -191,7 +213,7 @@ def kl_diag_normal(
     for name, value in zip(names, arrays):
         _check_vector(name, value)
     kl = _diag_kl_narrow if is_narrow(arrays[0]) else _diag_kl
-    return finish(in_chunks(xp, partial(kl, xp), arrays, reduces_last_axis=True))
+    return finish(in_chunks(xp, partial(kl, xp), arrays, reduces_last_axis=True, gradient=_diag_gradient))
 
 
 def _diag_kl(xp: Any, *arrays: Any) -> Any:
@@ -221,11 +243,80 @@ def kl_std_normal(mu: ArrayLike, logvar: ArrayLike) -> Any:
     for name, value in zip(names, (mu, logvar)):
         _check_vector(name, value)
     kl = _std_normal_kl_narrow if is_narrow(mu) else _std_normal_kl
-    return finish(in_chunks(xp, partial(kl, xp), (mu, logvar), reduces_last_axis=True))
+    return finish(in_chunks(xp, partial(kl, xp), (mu, logvar), reduces_last_axis=True, gradient=_std_normal_gradient))
 
 
 def _std_normal_kl(xp: Any, mu: Any, logvar: Any) -> Any:
     return xp.sum(half_g_of_exact_diff(xp, logvar, None) + half_square(mu), axis=-1)
+
+
+# Gradients in closed form (see ``gradient`` in :func:`klbook._array.in_chunks`), evaluated in float64
+# (in_chunks rounds them once to the inputs' dtype) with differentiable operations only, so that
+# second derivatives come out of autograd.
+# With u = logvar_p - logvar_q and z = (mu_p - mu_q) / sigma_q, each term 1/2 (e^u - 1 - u) + 1/2 z^2 has
+#   d/dmu_p = -d/dmu_q = z / sigma_q,   d/dlogvar_p = 1/2 expm1(u),   d/dlogvar_q = -1/2 expm1(u) - 1/2 z^2.
+
+
+def _half_expm1(xp: Any, s: Any, e: Any | None) -> Any:
+    """expm1(u) / 2 for u = s + e (e the rounding error of s, or None), also where e^u / 2 is finite
+    but e^u overflows (u up to ~710.5)."""
+    if e is not None:
+        s_mod = where_safe(xp, s <= 700.0, s, 0.0)
+        value = 0.5 * xp.expm1(s_mod) + (0.5 * xp.exp(s_mod)) * e
+    else:
+        value = 0.5 * xp.expm1(s)
+    big = s > 700.0
+    if not bool(xp.any(big)):
+        return value
+    half = 0.5 * where_safe(xp, big, s, 0.0)
+    big_value = (0.5 * xp.exp(half)) * xp.exp(half) * (1.0 if e is None else 1.0 + e) - 0.5
+    return xp.where(big, big_value, value)
+
+
+def _std_normal_gradient(xp: Any, grad: Any, mu: Any, logvar: Any) -> tuple[Any, Any]:
+    grad, mu, logvar = _float64(xp, (grad, mu, logvar))
+    return grad * mu, grad * _half_expm1(xp, logvar, None)
+
+
+def _diag_gradient(xp: Any, grad: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> tuple[Any, ...]:
+    narrow = is_narrow(mu_p)
+    grad, mu_p, logvar_p, mu_q, logvar_q = _float64(xp, (grad, mu_p, logvar_p, mu_q, logvar_q))
+    # Differences of narrow inputs are exact in float64 (and cannot overflow); float64 ones are carried
+    # with their rounding error.
+    s, e = (logvar_p - logvar_q, None) if narrow else two_diff(logvar_p, logvar_q)
+    d_logvar_p = grad * _half_expm1(xp, s, e)
+    # 1/sigma_q = exp(-logvar_q / 2) overflows below logvar_q = -1419: there, equal means give 0.
+    inv_sigma_q = xp.exp(-0.5 * logvar_q)
+    z = (mu_p - mu_q) * inv_sigma_q if narrow else _scaled_difference(xp, mu_p, mu_q, inv_sigma_q, inverse=True)
+    if bool(xp.min(logvar_q) <= -1400.0):
+        equal = mu_p == mu_q
+        z = xp.where(equal, xp.zeros_like(z), where_safe(xp, ~equal, z, 0.0))
+        inv_sigma_q = where_safe(xp, ~equal, inv_sigma_q, 0.0)
+    grad_z = grad * z
+    d_mu_p = grad_z * inv_sigma_q
+    return d_mu_p, d_logvar_p, -d_mu_p, (-0.5 * grad_z) * z - d_logvar_p
+
+
+def _normal_gradient(xp: Any, grad: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> tuple[Any, ...]:
+    narrow = is_narrow(mu_p)
+    grad, mu_p, sigma_p, mu_q, sigma_q = _float64(xp, (grad, mu_p, sigma_p, mu_q, sigma_q))
+    if narrow:  # 1/sigma_q of a narrow float is finite, and one more rounding is far below its ULP
+        inv_sigma_q = 1.0 / sigma_q
+        z = (mu_p - mu_q) * inv_sigma_q
+        grad_over_sigma_q = grad * inv_sigma_q
+    else:
+        z = _scaled_difference(xp, mu_p, mu_q, sigma_q)
+        grad_over_sigma_q = grad / sigma_q
+    # d/dsigma_p of 1/2 (r^2 - 1 - ln r^2), r = sigma_p / sigma_q, is (r - 1/r) / sigma_q, and
+    # r - 1/r = d / sigma_q + d / sigma_p with d = sigma_p - sigma_q (exact where the sigmas are within a
+    # factor 2 of each other): two terms of one sign, no cancellation. d/dsigma_q is -r times that,
+    # minus z^2 / sigma_q from the mean term.
+    d = sigma_p - sigma_q
+    r_minus_1 = d * inv_sigma_q if narrow else d / sigma_q
+    d_sigma_p = grad_over_sigma_q * (r_minus_1 + d / sigma_p)
+    grad_z = grad_over_sigma_q * z
+    d_sigma_q = -(d_sigma_p * (r_minus_1 + 1.0) + grad_z * z)
+    return grad_z, d_sigma_p, -grad_z, d_sigma_q
 
 
 def _check_symmetric(name: str, cov: Any) -> None:
