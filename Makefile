@@ -4,6 +4,8 @@
 #               build the book with warnings as errors, and test the built site in a browser
 # Helpers for authors:
 #   make lab                      JupyterLab in the same environment (klbook importable)
+#   make reader-notebooks         check the reader's notebooks the HTML build writes (_build/reader-notebooks)
+#   make pdf                      the whole book as a PDF through XeLaTeX (_build/latex/klbook.pdf), checked
 #   make refresh NB=book/x.ipynb  re-execute a notebook in place, storing fresh outputs
 #   make nbval-matrix             nbval under every kernel configuration (tests/nbval_tolerance.py)
 #   make nbval-haswell            nbval under one of them (default haswell skylakex generic one-thread avx2)
@@ -15,7 +17,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 NOTEBOOKS = $(sort $(wildcard book/*.ipynb))
 
-.PHONY: book test unit nbval nbval-matrix html browser lab refresh refresh-all benchmark clean
+.PHONY: book test unit nbval nbval-matrix html browser reader-notebooks pdf lab refresh refresh-all benchmark clean
 
 # Kernel configurations (defined in tests/nbval_tolerance.py): each makes numpy, scipy and torch pick
 # other numerical kernels, as another CPU would. `make test` runs the default and the two that move
@@ -36,10 +38,10 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --keep-going
 	@echo "Open _build/html/index.html in a browser: file://$(CURDIR)/_build/html/index.html"
 
-test: unit nbval html browser
+test: unit nbval html browser reader-notebooks
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not browser"
+	$(BIN)/python -m pytest tests -m "not browser and not site and not pdf"
 
 nbval: $(addprefix nbval-,$(NBVAL_CONFIGS))
 
@@ -55,6 +57,20 @@ html: $(STAMP)
 
 browser: $(STAMP)
 	$(BIN)/python -m pytest tests -m browser
+
+# The HTML build writes the reader's notebooks (book/_ext/klbook_notebooks.py) into _build/html/_notebooks;
+# this checks them (tests/test_reader_notebooks.py: each runs alone in an empty folder) and copies them out.
+reader-notebooks: $(STAMP)
+	@test -d _build/html/_notebooks || $(MAKE) html
+	$(BIN)/python -m pytest tests -m site -n 2
+	rm -rf _build/reader-notebooks && cp -r _build/html/_notebooks/book _build/reader-notebooks
+
+# Needs TeX Live from Debian (README). Checked by tests/test_pdf.py. An HTML build after it copies the PDF
+# into the site, and every page's download menu links it (CI: make pdf, then make test).
+pdf: $(STAMP)
+	rm -rf _build/latex
+	$(BIN)/jupyter-book build . --builder pdflatex -n --keep-going
+	$(BIN)/python -m pytest tests -m "pdf and not site"
 
 # --allow-root: Jupyter refuses to start as root (a container's usual user) without it.
 lab: $(STAMP)

@@ -24,15 +24,18 @@ renderer's markdown-cell method is wrapped to leave an empty comment node carryi
 markers are removed again before any writer sees the document.
 
 The notebooks go to ``<html output>/_notebooks/<docname>.ipynb``; the page's download button is pointed at
-them. ``make reader-notebooks`` builds the site and copies them to ``_build/reader-notebooks/``.
+them. ``make reader-notebooks`` checks them and copies them to ``_build/reader-notebooks/``.
+
+The whole-book PDF: when ``make pdf`` has built ``_build/latex/klbook.pdf`` (config ``klbook_pdf``) before
+the HTML build, it is copied to the site's root and every page's download menu links it.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,8 @@ PLACEHOLDER_REPOSITORIES = frozenset({"https://github.com/klbook/klbook"})
 #: torch's CPU wheels (pytorch.org, "Get started", pip / CPU): PyPI's Linux wheel pulls CUDA libraries.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 NOTEBOOK_DIR = "_notebooks"
+#: The whole-book PDF, at the root of the HTML site (``make pdf`` copies it there).
+PDF_NAME = "klbook.pdf"
 MARKER = "klbook_md_cell"
 HIDDEN_MARK = "# [hidden on the book's page: runs checks and bookkeeping the chapter needs]"
 
@@ -514,11 +519,34 @@ def _page_context(app: Sphinx, pagename: str, templatename: str, context: dict, 
             if button.get("label") == "download-source-button" and has_reader and button["url"].endswith(".ipynb"):
                 button["url"] = button["url"].replace("_sources/", f"{NOTEBOOK_DIR}/", 1)
                 button["tooltip"] = "Download the chapter as a notebook (reads like this page)"
+        if group.get("label") == "download-buttons" and _built_pdf(app) is not None:
+            # The whole-book PDF of `make pdf`, copied to the site's root when the build finishes.
+            group["buttons"].append({
+                "type": "link", "url": context["pathto"](PDF_NAME, 1), "text": "Book (PDF)",
+                "tooltip": "The whole book as one PDF", "icon": "fas fa-file-pdf", "label": "download-book-pdf-button",
+            })
+
+
+def _built_pdf(app: Sphinx) -> Path | None:
+    """The PDF of ``make pdf`` (``klbook_pdf``, relative to the book's root), if it has been built."""
+    path = Path(app.srcdir) / app.config.klbook_pdf
+    return path if path.is_file() else None
+
+
+def _copy_pdf(app: Sphinx, exception: Exception | None) -> None:
+    """Put the whole-book PDF at the root of the HTML site, where every page's download menu links it."""
+    pdf = _built_pdf(app)
+    if exception is not None or app.builder.format != "html" or pdf is None:
+        return
+    shutil.copy2(pdf, Path(app.outdir) / PDF_NAME)
+    logger.info("[klbook_notebooks] %s copied into the site", pdf)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     _install_markers()
     app.add_config_value("klbook_build_commit", None, "env")
+    app.add_config_value("klbook_pdf", f"_build/latex/{PDF_NAME}", "html")
+    app.connect("build-finished", _copy_pdf)
     app.connect("builder-inited", _builder_inited)
     app.connect("doctree-resolved", _doctree_resolved, priority=400)
     app.connect("html-page-context", _page_context, priority=990)
