@@ -53,9 +53,10 @@ PHONE = {"width": 390, "height": 844}
 WIDTHS = (LAPTOP["width"], PHONE["width"])
 #: Typeset mathematics should be on screen this soon after navigation (local server, cold cache): the goal.
 MATH_SECONDS_GOAL = 1.5
-#: MathJax typesets in the browser, so a long chapter takes longer than the goal (the times measured are
+#: MathJax typesets in the browser, so a long chapter takes longer than the goal (2-7 s measured on an idle
+#: 2-core machine, up to 16 s on a busy one; the times measured are
 #: written to MATH_TIMES); the test fails above this limit, a regression on any machine.
-MATH_SECONDS_LIMIT = 12.0
+MATH_SECONDS_LIMIT = 20.0
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
@@ -71,6 +72,8 @@ SPECIAL_PAGES = ("index.html", "genindex.html", "search.html")
 #: The search test: a word every reader of the book looks for, and a page it must be found on.
 SEARCH_WORD = "ELBO"
 SEARCH_MUST_FIND = "book/05_vae.html"
+#: The book spells the British way; a reader's American spelling must find the same chapter.
+SEARCH_OTHER_SPELLINGS = ("reparameterization", "reparameterisation")
 #: Text that is TeX source, which must not be visible once MathJax has typeset a page.
 RAW_TEX = ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{", "\\frac", "\\mathrm", "\\mathbb", "\\mathcal",
            "\\operatorname", "\\sum", "\\int", "\\log", "\\Vert", "\\|", "\\mid", "\\sigma", "\\mu")
@@ -340,10 +343,10 @@ _LAYOUT = """() => {
         if (el.closest('mjx-assistive-mml, .visually-hidden, .sr-only')) continue;
         const r = el.getBoundingClientRect();
         if (!r.width || !r.height || (r.left >= -1 && r.right <= vw + 1)) continue;
+        // reachable if some box around it scrolls and itself lies on the screen (tables scroll as a whole)
         let a = el.parentElement, inBox = false;
-        while (a && a !== document.body) {
-            if (scrolls(a)) { const ar = a.getBoundingClientRect();
-                              inBox = ar.left >= -1 && ar.right <= vw + 1; break; }
+        while (a && a !== document.body && !inBox) {
+            if (scrolls(a)) { const ar = a.getBoundingClientRect(); inBox = ar.left >= -1 && ar.right <= vw + 1; }
             a = a.parentElement;
         }
         if (!inBox && !clipped.some(c => el.closest(c.selector))) clipped.push({
@@ -613,10 +616,12 @@ def test_launch_buttons(visit, path: str) -> None:
 # Search
 # --------------------------------------------------------------------------------------------------
 
-def test_search_finds_elbo(browser: object, base_url: str) -> None:
+@pytest.mark.parametrize("word", [SEARCH_WORD, *SEARCH_OTHER_SPELLINGS])
+def test_search_finds_elbo(browser: object, base_url: str, word: str) -> None:
+    """Search finds the ELBO chapter, also under the American spelling of the book's British words."""
     context, page, log = _open(browser, base_url, "search.html")
     try:
-        page.goto(f"{base_url}search.html?q={SEARCH_WORD}", wait_until="load")
+        page.goto(f"{base_url}search.html?q={word}", wait_until="load")
         page.wait_for_selector("ul.search li", timeout=20_000)
         page.wait_for_function("() => !document.querySelector('#search-progress') || "
                                "!/Preparing|Searching/.test(document.querySelector('#search-progress').textContent)",
@@ -626,5 +631,5 @@ def test_search_finds_elbo(browser: object, base_url: str) -> None:
     finally:
         context.close()
     found = {urljoin(base_url, urlsplit(r).path)[len(base_url):] for r in results}
-    assert SEARCH_MUST_FIND in found, f"searching {SEARCH_WORD!r} does not find {SEARCH_MUST_FIND} ({sorted(found)})"
+    assert SEARCH_MUST_FIND in found, f"searching {word!r} does not find {SEARCH_MUST_FIND} ({sorted(found)})"
     assert not log.problems(), f"search: {json.dumps(log.problems(), indent=1)}"
