@@ -29,6 +29,8 @@ import numpy as np
 from ._array import _is_torch
 
 TINY = float(np.finfo(np.float64).tiny)
+# 1/2 ln(2 pi), the normalising constant of every Gaussian log-density in the package.
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 HUGE = float(np.finfo(np.float64).max)
 
 # |v| <= SERIES_LIMIT uses the series; SERIES_LIMIT < |v| <= MODERATE_LIMIT uses expm1(v) - v;

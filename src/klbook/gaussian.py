@@ -27,6 +27,7 @@ from ._array import (
 )
 from ._linalg import Split, exact_matvec, exact_product, gram_residual, inverse_lower, matvec, solve_lower
 from ._numerics import (
+    HALF_LOG_2PI,
     all_true,
     half_g_of_exact_diff,
     half_g_of_ratio,
@@ -37,7 +38,8 @@ from ._numerics import (
 
 __all__ = ["kl_normal", "kl_diag_normal", "kl_std_normal", "kl_mvn", "normal_logpdf"]
 
-# A covariance is accepted as symmetric when |C - C^T| <= SYMMETRY_RTOL * max|C| elementwise.
+# A covariance is accepted as symmetric when |C - C^T| <= max(SYMMETRY_RTOL, 32 k eps) * max|C| elementwise
+# (k its size, eps that of its dtype), per matrix of a batch.
 SYMMETRY_RTOL = 1e-10
 
 
@@ -288,7 +290,7 @@ def _diag_gradient(xp: Any, grad: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logv
     # 1/sigma_q = exp(-logvar_q / 2) overflows below logvar_q = -1419: there, equal means give 0.
     inv_sigma_q = xp.exp(-0.5 * logvar_q)
     z = (mu_p - mu_q) * inv_sigma_q if narrow else _scaled_difference(xp, mu_p, mu_q, inv_sigma_q, inverse=True)
-    if bool(xp.min(logvar_q) <= -1400.0):
+    if bool(xp.any(logvar_q <= -1400.0)):
         equal = mu_p == mu_q
         z = xp.where(equal, xp.zeros_like(z), where_safe(xp, ~equal, z, 0.0))
         inv_sigma_q = where_safe(xp, ~equal, inv_sigma_q, 0.0)
@@ -319,14 +321,43 @@ def _normal_gradient(xp: Any, grad: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sig
     return grad_z, d_sigma_p, -grad_z, d_sigma_q
 
 
-def _check_symmetric(name: str, cov: Any) -> None:
+def _check_symmetric(name: str, cov: Any, eps: float) -> None:
+    """Accept rounding-level asymmetry: per matrix, |C - C^T| <= max(SYMMETRY_RTOL, 32 k eps) max|C|,
+    with eps that of the argument's own dtype (a float32 ``A @ A.T`` or ``torch.cov`` is symmetric only
+    to ~k eps)."""
     values = detached_numpy(cov)
     if values.ndim < 2 or values.shape[-1] != values.shape[-2]:
         raise ValueError(f"{name} must be a square matrix (or a batch of them), got shape {values.shape}")
-    asym = np.abs(values - np.swapaxes(values, -1, -2)).max(initial=0.0)
-    scale = np.abs(values).max(initial=0.0)
-    if asym > SYMMETRY_RTOL * scale:
-        raise ValueError(f"{name} is not symmetric: max |C - C^T| = {asym:.3g} (scale {scale:.3g})")
+    if values.size == 0:
+        return
+    flat = values.reshape((-1,) + values.shape[-2:])
+    asym = np.abs(flat - np.swapaxes(flat, -1, -2)).max(axis=(-2, -1))
+    scale = np.abs(flat).max(axis=(-2, -1))
+    rtol = max(SYMMETRY_RTOL, 32 * values.shape[-1] * eps)
+    worst = int(np.argmax(asym - rtol * scale))
+    if asym[worst] > rtol * scale[worst]:
+        raise ValueError(
+            f"{name} is not symmetric: max |C - C^T| = {asym[worst]:.3g} (scale {scale[worst]:.3g}, "
+            f"tolerance {rtol:.1g} relative)"
+        )
+
+
+def _symmetrized(xp: Any, cov: Any) -> Any:
+    """(C + C^T) / 2, which is C itself (bit for bit) when C is exactly symmetric."""
+    transposed = xp.matrix_transpose(cov)
+    if bool(xp.all(cov == transposed)):
+        return cov
+    return 0.5 * (cov + transposed)
+
+
+def _eps_of(a: Any) -> float:
+    """Machine epsilon of an argument's own floating dtype (float64 for anything else)."""
+    dtype = detached_numpy(a).dtype if not is_narrow(a) else None
+    if dtype is None:  # narrow torch dtypes, bfloat16 included
+        import torch
+
+        return float(torch.finfo(a.dtype).eps)
+    return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else float(np.finfo(np.float64).eps)
 
 
 def _cholesky(xp: Any, name: str, cov: Any) -> Any:
@@ -384,10 +415,13 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     Raises
     ------
     ValueError
-        For NaN or infinite entries, non-square, non-symmetric (beyond ``SYMMETRY_RTOL``) or not positive
-        definite covariances, or shapes that do not fit together.
+        For NaN or infinite entries, non-square, non-symmetric or not positive definite covariances, or
+        shapes that do not fit together. Asymmetry at the level of rounding errors is accepted (up to
+        ``max(SYMMETRY_RTOL, 32 k eps)`` times the matrix's largest entry, eps that of the argument's
+        dtype) and removed by using (C + C^T) / 2.
     """
     names = ("mu_p", "cov_p", "mu_q", "cov_q")
+    eps_p, eps_q = _eps_of(cov_p), _eps_of(cov_q)
     xp, arrays, finish = prepare(names, mu_p, cov_p, mu_q, cov_q, broadcast=False, keep_narrow=True)
     # Narrow (float32 and lower) inputs are computed in float64 too; the uncorrected float64 value, off
     # by ~k eps cond relative, is far more accurate than their ULP for condition numbers up to ~1e8.
@@ -395,8 +429,9 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     mu_p, cov_p, mu_q, cov_q = (xp.astype(a, xp.float64) for a in arrays)
     for name, mu in (("mu_p", mu_p), ("mu_q", mu_q)):
         _check_vector(name, mu)
-    for name, cov in (("cov_p", cov_p), ("cov_q", cov_q)):
-        _check_symmetric(name, cov)
+    for name, cov, eps in (("cov_p", cov_p, eps_p), ("cov_q", cov_q, eps_q)):
+        _check_symmetric(name, cov, eps)
+    cov_p, cov_q = _symmetrized(xp, cov_p), _symmetrized(xp, cov_q)
     k = cov_p.shape[-1]
     if cov_q.shape[-1] != k or mu_p.shape[-1] != k or mu_q.shape[-1] != k:
         raise ValueError(
@@ -421,7 +456,9 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     # intermediate result (a difference of nearly equal tiny covariances, say) under- or overflows.
     scale = _power_of_two_scale(xp, cov_p, cov_q)
     mu_p, mu_q = mu_p * scale[:, None], mu_q * scale[:, None]
-    cov_p, cov_q = cov_p * (scale * scale)[:, None, None], cov_q * (scale * scale)[:, None, None]
+    # Twice by the scale, not once by its square, which overflows for covariances below ~1e-308.
+    square = scale[:, None, None]
+    cov_p, cov_q = cov_p * square * square, cov_q * square * square
     arrays = [mu_p, cov_p, mu_q, cov_q, _cholesky(xp, "cov_p", cov_p), _cholesky(xp, "cov_q", cov_q)]
     # Half-size blocks (row_elements doubled): the ~150 operations of the correction then each stay at
     # torch's threshold for multithreading (2^15 elements), and on a 2-core machine they run 20-30 %
@@ -599,4 +636,4 @@ def normal_logpdf(x: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> Any:
     xp, (x, mu, sigma), finish = prepare(names, x, mu, sigma)
     require_positive("sigma", sigma)
     z = (x - mu) / sigma
-    return finish(-0.5 * np.log(2 * np.pi) - xp.log(sigma) - half_square(z))
+    return finish(-HALF_LOG_2PI - xp.log(sigma) - half_square(z))
