@@ -8,7 +8,6 @@ textbook form cancels. Parameter conventions are part of every name: ``sigma`` i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -16,8 +15,6 @@ import numpy as np
 
 from ._array import (
     ArrayLike,
-    _is_torch,
-    detached_numpy,
     in_chunks,
     in_row_chunks,
     is_narrow,
@@ -25,10 +22,17 @@ from ._array import (
     quiet_floating_point,
     require_positive,
 )
-from ._linalg import Split, exact_matvec, exact_product, gram_residual, inverse_lower, matvec, solve_lower
+from ._mvn import SYMMETRY_RTOL  # noqa: F401  (re-exported: kl_mvn's docstring refers to it)
+from ._mvn import (
+    check_symmetric,
+    cholesky,
+    eps_of,
+    kl_mvn_rows,
+    power_of_two_scale,
+    symmetrized,
+)
 from ._numerics import (
     HALF_LOG_2PI,
-    all_true,
     half_g_of_exact_diff,
     half_g_of_ratio,
     half_square,
@@ -38,9 +42,6 @@ from ._numerics import (
 
 __all__ = ["kl_normal", "kl_diag_normal", "kl_std_normal", "kl_mvn", "normal_logpdf"]
 
-# A covariance is accepted as symmetric when |C - C^T| <= max(SYMMETRY_RTOL, 32 k eps) * max|C| elementwise
-# (k its size, eps that of its dtype), per matrix of a batch.
-SYMMETRY_RTOL = 1e-10
 
 
 def _scaled_difference(xp: Any, mu_p: Any, mu_q: Any, scale_q: Any, *, inverse: bool = False) -> Any:
@@ -321,70 +322,6 @@ def _normal_gradient(xp: Any, grad: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sig
     return grad_z, d_sigma_p, -grad_z, d_sigma_q
 
 
-def _check_symmetric(name: str, cov: Any, eps: float) -> None:
-    """Accept rounding-level asymmetry: per matrix, |C - C^T| <= max(SYMMETRY_RTOL, 32 k eps) max|C|,
-    with eps that of the argument's own dtype (a float32 ``A @ A.T`` or ``torch.cov`` is symmetric only
-    to ~k eps)."""
-    values = detached_numpy(cov)
-    if values.ndim < 2 or values.shape[-1] != values.shape[-2]:
-        raise ValueError(f"{name} must be a square matrix (or a batch of them), got shape {values.shape}")
-    if values.size == 0:
-        return
-    flat = values.reshape((-1,) + values.shape[-2:])
-    asym = np.abs(flat - np.swapaxes(flat, -1, -2)).max(axis=(-2, -1))
-    scale = np.abs(flat).max(axis=(-2, -1))
-    rtol = max(SYMMETRY_RTOL, 32 * values.shape[-1] * eps)
-    worst = int(np.argmax(asym - rtol * scale))
-    if asym[worst] > rtol * scale[worst]:
-        raise ValueError(
-            f"{name} is not symmetric: max |C - C^T| = {asym[worst]:.3g} (scale {scale[worst]:.3g}, "
-            f"tolerance {rtol:.1g} relative)"
-        )
-
-
-def _symmetrized(xp: Any, cov: Any) -> Any:
-    """(C + C^T) / 2, which is C itself (bit for bit) when C is exactly symmetric."""
-    transposed = xp.matrix_transpose(cov)
-    if bool(xp.all(cov == transposed)):
-        return cov
-    return 0.5 * (cov + transposed)
-
-
-def _eps_of(a: Any) -> float:
-    """Machine epsilon of an argument's own floating dtype (float64 for anything else)."""
-    dtype = detached_numpy(a).dtype if not is_narrow(a) else None
-    if dtype is None:  # narrow torch dtypes, bfloat16 included
-        import torch
-
-        return float(torch.finfo(a.dtype).eps)
-    return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else float(np.finfo(np.float64).eps)
-
-
-def _cholesky(xp: Any, name: str, cov: Any) -> Any:
-    if _is_torch(cov):
-        import torch
-
-        chol, info = torch.linalg.cholesky_ex(cov)
-        ok = bool((info == 0).all())
-    else:
-        try:
-            chol = np.linalg.cholesky(cov)
-            ok = bool(np.isfinite(chol).all())
-        except np.linalg.LinAlgError:
-            ok = False
-    if not ok:
-        raise ValueError(f"{name} is not positive definite (its Cholesky factorisation fails)")
-    return chol
-
-
-def _power_of_two_scale(xp: Any, cov_p: Any, cov_q: Any) -> Any:
-    """Per pair, c = 2^-e with c^2 max|entry| of the two covariances in [1, 4) (a constant for autograd)."""
-    cov_p, cov_q = _constant(cov_p), _constant(cov_q)
-    largest = xp.maximum(xp.max(xp.abs(cov_p), axis=(-2, -1)), xp.max(xp.abs(cov_q), axis=(-2, -1)))
-    # exp2 and log2 are exact on powers of 2, and floor() absorbs log2's rounding elsewhere.
-    return xp.exp2(-xp.floor(0.5 * xp.log2(largest)))
-
-
 @quiet_floating_point
 def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike) -> Any:
     r"""KL divergence between multivariate Gaussians with full covariance matrices.
@@ -400,7 +337,7 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     + \tfrac12\lVert L_q^{-1}(\mu_p - \mu_q)\rVert^2`, a sum of non-negative terms. When the covariances
     are close, the covariance part is computed from :math:`D = L_q^{-1}(\Sigma_q - \Sigma_p)L_q^{-\top}`
     instead, as :math:`\sum_{n\ge2}\operatorname{tr}(D^n)/(2n)`. In float64 a first-order correction
-    for the rounding errors of the factorisations and solves is added (see ``_rounding_correction``);
+    for the rounding errors of the factorisations and solves is added (see ``rounding_correction``);
     the result is then within a few ULP for condition numbers up to about 1e6, beyond which the
     correction's second-order remainder, ~(k eps cond)^2, grows. Each pair is first rescaled by a power
     of 2 (exactly, and the KL does not change) so that nothing under- or overflows.
@@ -421,7 +358,7 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
         dtype) and removed by using (C + C^T) / 2.
     """
     names = ("mu_p", "cov_p", "mu_q", "cov_q")
-    eps_p, eps_q = _eps_of(cov_p), _eps_of(cov_q)
+    eps_p, eps_q = eps_of(cov_p), eps_of(cov_q)
     xp, arrays, finish = prepare(names, mu_p, cov_p, mu_q, cov_q, broadcast=False, keep_narrow=True)
     # Narrow (float32 and lower) inputs are computed in float64 too; the uncorrected float64 value, off
     # by ~k eps cond relative, is far more accurate than their ULP for condition numbers up to ~1e8.
@@ -430,8 +367,8 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     for name, mu in (("mu_p", mu_p), ("mu_q", mu_q)):
         _check_vector(name, mu)
     for name, cov, eps in (("cov_p", cov_p, eps_p), ("cov_q", cov_q, eps_q)):
-        _check_symmetric(name, cov, eps)
-    cov_p, cov_q = _symmetrized(xp, cov_p), _symmetrized(xp, cov_q)
+        check_symmetric(name, cov, eps)
+    cov_p, cov_q = symmetrized(xp, cov_p), symmetrized(xp, cov_q)
     k = cov_p.shape[-1]
     if cov_q.shape[-1] != k or mu_p.shape[-1] != k or mu_q.shape[-1] != k:
         raise ValueError(
@@ -454,178 +391,17 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     # The KL is invariant under x -> c x (covariances times c^2, means times c). With c a power of 2
     # chosen per pair so that the largest covariance entry is in [1, 4), the scaling is exact and no
     # intermediate result (a difference of nearly equal tiny covariances, say) under- or overflows.
-    scale = _power_of_two_scale(xp, cov_p, cov_q)
+    scale = power_of_two_scale(xp, cov_p, cov_q)
     mu_p, mu_q = mu_p * scale[:, None], mu_q * scale[:, None]
     # Twice by the scale, not once by its square, which overflows for covariances below ~1e-308.
     square = scale[:, None, None]
     cov_p, cov_q = cov_p * square * square, cov_q * square * square
-    arrays = [mu_p, cov_p, mu_q, cov_q, _cholesky(xp, "cov_p", cov_p), _cholesky(xp, "cov_q", cov_q)]
+    arrays = [mu_p, cov_p, mu_q, cov_q, cholesky(xp, "cov_p", cov_p), cholesky(xp, "cov_q", cov_q)]
     # Half-size blocks (row_elements doubled): the ~150 operations of the correction then each stay at
     # torch's threshold for multithreading (2^15 elements), and on a 2-core machine they run 20-30 %
     # faster than with full-size blocks, which wake the second thread for every operation.
-    value = in_row_chunks(xp, partial(_kl_mvn_rows, xp, corrected), arrays, row_elements=2 * k * k)
+    value = in_row_chunks(xp, partial(kl_mvn_rows, xp, corrected), arrays, row_elements=2 * k * k)
     return finish(xp.reshape(value, batch))
-
-
-# The covariance part is computed from D = Lq^-1 (cov_q - cov_p) Lq^-T where ||D||_F <= NEAR_LIMIT.
-# Sixteen terms of sum tr(D^n) / (2n) then leave a relative truncation error below
-# 2 rho^15 / (17 (1 - rho) (1 - 2 rho / 3)) ~ 1e-19 (rho = NEAR_LIMIT). In this form every error is
-# relative to D. Above it, the Cholesky form is used; after the first-order correction its error is
-# of second order, ~(k eps cond)^2 in absolute terms, which is small against a KL of at least
-# ~NEAR_LIMIT^2 / 8 for condition numbers up to ~1e5 (see the tests).
-NEAR_LIMIT = 2.0**-4
-_NEAR_TERMS = 16
-
-
-@dataclass(frozen=True)
-class _MvnTerms:
-    """The uncorrected terms of kl_mvn for a batch of pairs, and what the correction reuses."""
-
-    covariance: Any  # covariance part of the KL
-    mean: Any  # mean part
-    m: Any  # Lq^-1 Lp as computed
-    z: Any  # Lq^-1 (mu_p - mu_q) as computed
-    diff: tuple[Any, Any]  # mu_p - mu_q as an exact unevaluated sum
-    near: Any  # where the covariance part comes from D
-    d: Any  # D where near, else 0
-    delta: tuple[Any, Any] | None  # cov_q - cov_p (exact unevaluated sum) where near, else 0
-
-
-def _kl_mvn_rows(
-    xp: Any, corrected: bool, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any
-) -> Any:
-    """kl_mvn for a flat batch of pairs with Cholesky factors given."""
-    terms = _mvn_terms(xp, mu_p, cov_p, mu_q, cov_q, chol_p, chol_q)
-    value = terms.covariance + terms.mean
-    if corrected:
-        value = value + _rounding_correction(xp, terms, cov_p, cov_q, chol_p, chol_q)
-    return value
-
-
-def _mvn_terms(xp: Any, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any) -> _MvnTerms:
-    k = chol_q.shape[-1]
-    diff = two_diff(mu_p, mu_q)
-    m = solve_lower(xp, chol_q, chol_p)  # lower triangular: forward substitution keeps Lp's zeros exact
-    z = solve_lower(xp, chol_q, diff[0][..., None])[..., 0]
-    diagonal = xp.linalg.diagonal(m)
-    tril = xp.tril(m, k=-1)
-    far = xp.sum(half_g_of_ratio(xp, diagonal, xp.ones_like(diagonal)), axis=-1) + 0.5 * _inner(xp, tril, tril)
-    # M M^T = I - D with M lower triangular: ||D||_F <= 2 ||M - I||_F + ||M - I||_F^2, and ||D||_F is at
-    # least ~sqrt(2) ||M - I||_F, so the distance of M from I tells close covariances apart.
-    near = _frobenius(xp, m - xp.eye(k, dtype=m.dtype)) <= 0.5 * NEAR_LIMIT * (1.0 - NEAR_LIMIT)
-    d, delta, covariance = xp.zeros_like(m), None, far
-    if bool(xp.any(near)):
-        # Zero where not near, so that the unselected branch stays harmless (also for autograd).
-        delta = tuple(xp.where(near[..., None, None], x, 0.0) for x in two_diff(cov_q, cov_p))
-        d = solve_lower(xp, chol_q, xp.matrix_transpose(solve_lower(xp, chol_q, delta[0])))
-        d = 0.5 * (d + xp.matrix_transpose(d))
-        covariance = xp.where(near, _trace_series(xp, d), far)
-    mean = xp.sum(half_square(z), axis=-1)
-    return _MvnTerms(covariance, mean, m, z, diff, near, d, delta)
-
-
-def _constant(a: Any) -> Any:
-    """``a`` cut from the autograd graph (torch), or as is (numpy)."""
-    return a.detach() if _is_torch(a) else a
-
-
-def _frobenius(xp: Any, a: Any) -> Any:
-    return xp.sqrt(_inner(xp, a, a))
-
-
-def _inner(xp: Any, a: Any, b: Any) -> Any:
-    """Frobenius inner product tr(A^T B) over the last two axes."""
-    return xp.sum(a * b, axis=(-2, -1))
-
-
-def _trace_series(xp: Any, d: Any) -> Any:
-    r""":math:`-\tfrac12(\operatorname{tr} D + \ln\det(I - D)) = \sum_{n\ge2}\operatorname{tr}(D^n)/(2n)` for
-    symmetric D with small norm. The leading term, a sum of squares, carries the result's accuracy."""
-    powers = [d, d @ d]  # D^1 ... D^ceil(N/2): tr(D^n) = <D^i, D^(n-i)> for symmetric D
-    while len(powers) < (_NEAR_TERMS + 1) // 2:
-        powers.append(powers[-1] @ d)
-    total = 0.0
-    for n in range(_NEAR_TERMS, 1, -1):  # smallest terms first
-        i = n // 2
-        total = total + _inner(xp, powers[i - 1], powers[n - i - 1]) / (2 * n)
-    return total
-
-
-def _rounding_correction(
-    xp: Any, terms: _MvnTerms, cov_p: Any, cov_q: Any, chol_p: Any, chol_q: Any
-) -> Any:
-    r"""First-order correction of kl_mvn's float64 value for the rounding errors of its linear algebra.
-
-    The uncorrected value is the KL of a nearby problem, in which every computed factor is exact:
-    :math:`\hat\Sigma_q = L_qL_q^\top`, :math:`\hat\Sigma_p = L_pL_p^\top`, :math:`L_q^{-1}L_p = M` and
-    :math:`L_q^{-1}(\mu_p - \mu_q) = z` as computed. With the residuals
-    :math:`F_q = \Sigma_q - \hat\Sigma_q`, :math:`F_p = \Sigma_p - \hat\Sigma_p`, :math:`R = L_p - L_qM` and
-    :math:`r = (\mu_p - \mu_q) - L_q z`, all computed with :func:`exact_product` (in plain float64 they
-    are rounding noise), the gradient of the KL gives the correction
-
-    .. math::
-
-        \langle \partial_M, L_q^{-1}R\rangle
-        + \tfrac12\langle \hat\Sigma_q^{-1} - \hat\Sigma_p^{-1}, F_p\rangle
-        + \tfrac12\langle \hat\Sigma_q^{-1} - \hat\Sigma_q^{-1}\hat\Sigma_p\hat\Sigma_q^{-1}, F_q\rangle
-        + z^\top L_q^{-1} r - \tfrac12 (L_q^{-\top}z)^\top F_q (L_q^{-\top}z),
-
-    where :math:`\partial_M` has :math:`M_{ij}` below the diagonal and :math:`M_{ii} - 1/M_{ii}` on it.
-    Where the covariances are close, the covariance part is corrected through D instead: with
-    :math:`G = L_q^{-1}F_qL_q^{-\top}` the exact Cholesky factor of :math:`\Sigma_q` is
-    :math:`L_q(I + \Phi)` to first order (:math:`\Phi` = strict lower triangle of G plus half its
-    diagonal), so the exact D is :math:`D + L_q^{-1}(\Delta - L_qDL_q^\top)L_q^{-\top} - \Phi D - D\Phi^\top`,
-    and the series' derivative is :math:`\tfrac12(D + D^2 + \dots) = \tfrac12(I - D)^{-1}D`. What is left
-    is of second order: ~(k eps cond)^2 relative to D's size in the series form, but ~(k eps cond)^2 in
-    absolute terms in the Cholesky form, which is why that form is kept for KLs that are not small.
-
-    A constant for autograd: gradients come from the uncorrected value, accurate to ~k eps cond.
-    Where it is not finite (where the KL itself overflows), it is 0.
-    """
-    cov_p, cov_q, chol_p, chol_q, m, z, d = (
-        _constant(a) for a in (cov_p, cov_q, chol_p, chol_q, terms.m, terms.z, terms.d)
-    )
-    transpose = xp.matrix_transpose
-    split_q = Split.left(xp, chol_q)
-    inv_chol_q = inverse_lower(xp, chol_q)
-    residual_q = gram_residual(xp, cov_q, split_q)
-
-    covariance = 0.0
-    if not all_true(xp, terms.near):
-        inv_cov_q = transpose(inv_chol_q) @ inv_chol_q
-        exact, rest = exact_product(split_q, Split.right(xp, m))
-        change_m = inv_chol_q @ ((chol_p - exact) - rest)
-        diagonal = xp.linalg.diagonal(m)
-        inv_chol_p = inverse_lower(xp, chol_p)
-        residual_p = gram_residual(xp, cov_p, Split.left(xp, chol_p))
-        sandwich = transpose(m) @ inv_chol_q  # M^T Lq^-1; its Gram matrix is Sq^-1 Sp Sq^-1
-        covariance = (
-            # <dKL/dM, change_m>: M_ij below the diagonal, M_ii - 1/M_ii on it (both are lower triangular)
-            _inner(xp, m, change_m)
-            - xp.sum(xp.linalg.diagonal(change_m) / diagonal, axis=-1)
-            + 0.5 * _inner(xp, inv_cov_q - transpose(inv_chol_p) @ inv_chol_p, residual_p)
-            + 0.5 * _inner(xp, inv_cov_q - transpose(sandwich) @ sandwich, residual_q)
-        )
-    if terms.delta is not None:
-        delta_hi, delta_lo = (_constant(a) for a in terms.delta)
-        product, product_rest = exact_product(split_q, Split.right(xp, d))
-        exact, rest = exact_product(Split.left(xp, product), split_q.transpose(xp))
-        residual_d = ((delta_hi - exact) - rest) + delta_lo - product_rest @ transpose(chol_q)
-        g = inv_chol_q @ residual_q @ transpose(inv_chol_q)
-        phi = xp.tril(g, k=-1) + 0.5 * g * xp.eye(g.shape[-1], dtype=g.dtype)
-        change_d = inv_chol_q @ residual_d @ transpose(inv_chol_q) - phi @ d - d @ transpose(phi)
-        # d/dD of the series is (D + D^2 + ...) / 2 = (I - D)^-1 D / 2
-        eye = xp.eye(d.shape[-1], dtype=d.dtype)
-        gradient = 0.5 * xp.linalg.solve(eye - d, d)
-        covariance = xp.where(terms.near, _inner(xp, gradient, change_d), covariance)
-
-    diff_hi, diff_lo = (_constant(a) for a in terms.diff)
-    exact, rest = exact_matvec(xp, split_q, Split.along(xp, z, -1))
-    r = ((diff_hi - exact) - rest) + diff_lo
-    y = matvec(xp, transpose(inv_chol_q), z)
-    mean = xp.sum(z * matvec(xp, inv_chol_q, r), axis=-1) - 0.5 * xp.sum(y * matvec(xp, residual_q, y), axis=-1)
-    correction = covariance + mean
-    return xp.where(xp.isfinite(correction), correction, 0.0)
 
 
 @quiet_floating_point
