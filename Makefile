@@ -17,7 +17,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 NOTEBOOKS = $(sort $(wildcard book/*.ipynb))
 
-.PHONY: book test unit nbval nbval-matrix html browser reader-notebooks pdf lab refresh refresh-all benchmark clean
+.PHONY: book test unit nbval nbval-matrix html browser reader-notebooks pdf lab refresh refresh-all benchmark mutation clean
 
 # Kernel configurations (defined in tests/nbval_tolerance.py): each makes numpy, scipy and torch pick
 # other numerical kernels, as another CPU would. `make test` runs the default and the two that move
@@ -87,6 +87,12 @@ refresh-all: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/accuracy_speed.py
+
+# Mutation testing (cosmic-ray) of the core modules listed in pyproject.toml, in a temporary copy of the
+# tree; survivors are printed, the equivalent ones are listed in tests/MUTATION.md. Hours for a full run:
+# `make mutation MUTATION_ARGS="--sample 40"` draws 40 mutants per module (seeded).
+mutation: $(STAMP)
+	$(BIN)/python tests/mutation_run.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

@@ -218,3 +218,55 @@ def test_binary_kl_matches_mpmath(a, b):
         return
     exact = reference_kl_divergence(p, q)
     assert ulp_error(kl_divergence(p, q), exact) <= 4
+
+
+@pytest.mark.parametrize("base", [1, 1.0, 0, 0.0, -0.5, -2])
+def test_base_one_and_bases_not_above_zero_are_refused_with_the_documented_message(base):
+    with pytest.raises(ValueError, match=r"base must be a number > 0 other than 1 \(or None for nats\)"):
+        kl_divergence([0.9, 0.1], [0.5, 0.5], base=base)
+
+
+@pytest.mark.parametrize("base", [0.5, 2, 10.0, np.float64(2.0), np.int64(3)])
+def test_every_base_above_zero_other_than_one_divides_by_its_log(base):
+    p, q = [0.9, 0.1], [0.5, 0.5]
+    assert kl_divergence(p, q, base=base) == pytest.approx(kl_divergence(p, q) / math.log(base), rel=1e-15)
+    assert entropy(p, base=base) == pytest.approx(entropy(p) / math.log(base), rel=1e-15)
+
+
+@pytest.mark.parametrize("fn", [kl_divergence, cross_entropy, js_divergence])
+def test_mixed_dtypes_give_the_wider_dtype_and_the_float64_value(fn):
+    p64 = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64)
+    q64 = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    for p, q in ((p64.float(), q64), (p64, q64.float())):
+        result = fn(p, q)
+        assert result.dtype == torch.float64
+        exact = fn(p.double().numpy() / p.double().sum().item(), q.double().numpy() / q.double().sum().item())
+        assert result.item() == pytest.approx(float(exact), rel=1e-15)
+
+
+def _loop_over_last_axis(fn, *arrays):
+    batch = arrays[0].shape[:-1]
+    out = np.empty(batch)
+    for index in np.ndindex(batch):
+        out[index] = fn(*(a[index] for a in arrays))
+    return out
+
+
+@pytest.mark.parametrize("fn", [kl_divergence, cross_entropy, js_divergence])
+def test_batches_with_more_than_two_axes_reduce_the_last_axis_by_default(fn):
+    rng = np.random.default_rng(3)
+    p, q = rng.dirichlet(np.ones(4), size=(2, 3)), rng.dirichlet(np.ones(4), size=(2, 3))
+    np.testing.assert_array_equal(fn(p, q), _loop_over_last_axis(fn, p, q))
+    moved = fn(np.moveaxis(p, -1, 1), np.moveaxis(q, -1, 1), axis=1)
+    np.testing.assert_allclose(moved, fn(p, q), rtol=1e-15)
+
+
+def test_entropy_and_mutual_information_of_three_axis_batches():
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.ones(5), size=(2, 3))
+    np.testing.assert_array_equal(entropy(p), _loop_over_last_axis(entropy, p))
+    joint = rng.dirichlet(np.ones(6), size=(2, 3)).reshape(2, 3, 2, 3)
+    expected = np.empty((2, 3))
+    for index in np.ndindex(2, 3):
+        expected[index] = mutual_information(joint[index])
+    np.testing.assert_array_equal(mutual_information(joint), expected)

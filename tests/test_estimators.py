@@ -86,3 +86,22 @@ def test_log_p_of_minus_infinity_gives_an_infinite_estimate():
 def test_bad_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
+def test_two_samples_are_enough_for_an_estimate_and_its_standard_error(estimator):
+    log_q, log_p = np.array([0.0, 0.0]), np.array([-0.5, 0.25])
+    values = {"k1": k1, "k2": k2, "k3": k3}[estimator](log_q, log_p)
+    result = mc_kl(log_q, log_p, estimator=estimator)
+    assert result.estimate == pytest.approx(values.mean(), rel=1e-15)
+    assert result.std_error == pytest.approx(abs(values[0] - values[1]) / 2, rel=1e-15)  # std (n-1) / sqrt(2)
+
+
+def test_mc_kl_averages_along_the_given_axis_of_a_three_axis_batch():
+    rng = np.random.default_rng(5)
+    log_q, log_p = rng.standard_normal((2, 3, 50)), rng.standard_normal((2, 3, 50))
+    default = mc_kl(log_q, log_p)
+    np.testing.assert_allclose(default.estimate, k3(log_q, log_p).mean(axis=-1), rtol=1e-14)
+    moved = mc_kl(np.moveaxis(log_q, -1, 1), np.moveaxis(log_p, -1, 1), axis=1)
+    np.testing.assert_allclose(moved.estimate, default.estimate, rtol=1e-14)
+    np.testing.assert_allclose(moved.std_error, default.std_error, rtol=1e-14)
