@@ -226,7 +226,10 @@ class ReaderNotebook:
         if isinstance(node, nodes.reference):
             text = self.inlines(node)
             if node.get("reftitle") and "bibliography" in node.get("refuri", ""):
-                self.citations.setdefault(node["reftitle"], node.astext())
+                label = node.astext()
+                if not re.search(r"[^\W\d_]", label):  # {cite:t} links only the year: "Burda et al. [2016]"
+                    label = re.sub(r"\s*[\[(]\s*", ", ", node.parent.astext()).strip("[]() ,")
+                self.citations.setdefault(node["reftitle"], label)
                 return text
             return self.link(text, node)
         if isinstance(node, (nodes.target, nodes.comment, nodes.image, nodes.raw)):
@@ -444,8 +447,10 @@ class ReaderNotebook:
         self.flush_pending()
         self.code_before(len(self.notebook["cells"]))
         if self.citations:
+            # as the bibliography page orders them: by the author-year label the text cites
+            entries = sorted(self.citations.items(), key=lambda item: (item[1].lower(), item[0]))
             self.buffer.append("## References")
-            self.buffer.append("\n".join(f"- {_escape(title)}" for title in sorted(self.citations)))
+            self.buffer.append("\n".join(f"- **{_escape(label)}**: {_escape(title)}" for title, label in entries))
         self.flush()
         # The banner goes after the title cell: what this file is, where the page is.
         page = f"{self.site}/{self.docname}.html" if self.site else ""
