@@ -47,6 +47,14 @@ def test_monte_carlo_elbo_agrees_with_the_kl_terms():
     assert abs(kl_based.mean() - chains.mean()) < 4 * se
 
 
+def test_models_and_training_leave_the_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b = Denoiser(seed=7), Denoiser(seed=7)
+    train_denoiser(np.zeros((10, 2)), BETAS, steps=2, batch_size=4, hidden=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
 def test_training_is_deterministic_for_a_seed_and_reduces_the_loss():
     x = np.random.default_rng(1).standard_normal((200, 2))
     runs = [train_denoiser(x, BETAS, steps=60, batch_size=32, seed=5, hidden=16) for _ in range(2)]

@@ -70,7 +70,8 @@ class Denoiser(nn.Module):
         sizes = (dim + 2 * n_freq, hidden, hidden, dim)
         layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            linear = nn.Linear(n_in, n_out)
+            with torch.random.fork_rng(devices=[]):  # the default init would advance the global RNG
+                linear = nn.Linear(n_in, n_out)
             bound = 1.0 / math.sqrt(n_in)
             with torch.no_grad():
                 linear.weight.uniform_(-bound, bound, generator=generator)
