@@ -60,7 +60,7 @@ def _survivors(session: Path) -> list[tuple[str, str, str]]:
         return list(
             db.execute(
                 "SELECT s.operator_name, s.start_pos_row, r.diff FROM work_results r "
-                "JOIN mutation_specs s ON s.job_id = r.job_id WHERE r.test_outcome = 'survived' "
+                "JOIN mutation_specs s ON s.job_id = r.job_id WHERE r.test_outcome = 'SURVIVED' "
                 "ORDER BY s.start_pos_row"
             )
         )

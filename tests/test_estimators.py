@@ -105,3 +105,20 @@ def test_mc_kl_averages_along_the_given_axis_of_a_three_axis_batch():
     moved = mc_kl(np.moveaxis(log_q, -1, 1), np.moveaxis(log_p, -1, 1), axis=1)
     np.testing.assert_allclose(moved.estimate, default.estimate, rtol=1e-14)
     np.testing.assert_allclose(moved.std_error, default.std_error, rtol=1e-14)
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
+def test_a_sample_where_p_vanishes_gives_an_infinite_estimate_and_standard_error_without_warnings(estimator):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = mc_kl([0.0, 0.0, 0.0], [-math.inf, 0.1, -0.2], estimator=estimator)
+    assert result.estimate == math.inf and result.std_error == math.inf
+
+
+def test_mc_kl_takes_its_log_densities_by_name_and_its_options_only_by_keyword():
+    by_name = mc_kl(log_q=[0.0, 0.0], log_p=[-0.5, 0.25], estimator="k1")
+    assert by_name == mc_kl([0.0, 0.0], [-0.5, 0.25], estimator="k1")
+    with pytest.raises(TypeError):
+        mc_kl([0.0, 0.0], [-0.5, 0.25], "k1")

@@ -24,8 +24,11 @@ strings, complex values, masked arrays) raise a ``TypeError``; see :func:`klbook
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -131,16 +134,56 @@ def kl_terms(xp: Any, p: Any, q: Any) -> Any:
     return xp.where(positive, both, xp.where(p > 0, inf, q))
 
 
-def _prepare_pair(p: ArrayLike, q: ArrayLike, axis: int) -> tuple[Any, Any, Any, Any, int]:
-    xp, (p_, q_), finish = prepare(("p", "q"), p, q)
-    ax = normalize_axis(axis, p_.ndim, "p")
-    p_ = _distribution(xp, "p", p, p_, (ax,), axis)
-    q_ = _distribution(xp, "q", q, q_, (ax,), axis)
-    return xp, p_, q_, finish, ax
+def _distribution_function(*names: str, table: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a public function of distributions once: its arguments ``names`` and what it sums over.
+
+    The decorated ``body(xp, *arrays)`` is the formula: it receives the arguments validated and converted
+    (see the module docs; narrow dtypes normalised), with the outcomes on the last axis (on the last two
+    for a joint ``table``), and returns the divergence in nats. The public function takes the arguments
+    in the order of ``names``, and the keywords ``axis`` (the axis of outcomes; not for tables, which use
+    their last two) and ``base``.
+    """
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    signature = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="ArrayLike") for n in names]
+        + ([] if table else [inspect.Parameter("axis", keyword, default=-1, annotation="int")])
+        + [inspect.Parameter("base", keyword, default=None, annotation="float | None")],
+        return_annotation="Any",
+    )
+
+    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        @quiet_floating_point
+        def public(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            given = [bound.arguments[n] for n in names]
+            scale = _log_base(bound.arguments["base"])
+            xp, arrays, finish = prepare(names, *given)
+            ndim = arrays[0].ndim
+            if table:
+                if ndim < 2:
+                    raise ValueError(
+                        f"{names[0]} must be a 2-D table (or a batch of them), got shape {tuple(arrays[0].shape)}"
+                    )
+                axes, label = (ndim - 2, ndim - 1), "(-2, -1)"
+            else:
+                axis = bound.arguments["axis"]
+                arrays = [xp.moveaxis(a, normalize_axis(axis, ndim, names[0]), -1) for a in arrays]
+                axes, label = (ndim - 1,), axis
+            arrays = [_distribution(xp, n, arg, a, axes, label) for n, arg, a in zip(names, given, arrays)]
+            return finish(body(xp, *arrays) / scale)
+
+        functools.update_wrapper(public, body)
+        del public.__wrapped__  # the public signature is this one, not the body's
+        public.__signature__ = signature
+        return public
+
+    return decorate
 
 
-@quiet_floating_point
-def kl_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+@_distribution_function("p", "q")
+def kl_divergence(xp: Any, p: Any, q: Any) -> Any:
     r"""Kullback-Leibler divergence of discrete distributions, :math:`D_{\mathrm{KL}}(p\,\|\,q)`.
 
     .. math::
@@ -164,78 +207,65 @@ def kl_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | N
     ValueError
         For NaN, negative or infinite entries, distributions that do not sum to 1 (see module docs),
         shapes that do not broadcast, an out-of-range axis or an invalid base.
+    TypeError
+        For inputs that are not real numbers (see module docs).
     """
-    scale = _log_base(base)
-    xp, p_, q_, finish, ax = _prepare_pair(p, q, axis)
-    return finish(xp.sum(kl_terms(xp, p_, q_), axis=ax) / scale)
+    return xp.sum(kl_terms(xp, p, q), axis=-1)
 
 
-@quiet_floating_point
-def entropy(p: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+@_distribution_function("p")
+def entropy(xp: Any, p: Any) -> Any:
     r"""Shannon entropy :math:`H(p) = -\sum_i p_i \log p_i`, with 0 log 0 = 0.
 
+    Takes ``axis`` and ``base`` as :func:`kl_divergence`.
+
     Raises
     ------
-    ValueError
+    ValueError, TypeError
         As :func:`kl_divergence`, for ``p``.
     """
-    scale = _log_base(base)
-    xp, (p_,), finish = prepare(("p",), p)
-    ax = normalize_axis(axis, p_.ndim, "p")
-    p_ = _distribution(xp, "p", p, p_, (ax,), axis)
-    positive = p_ > 0
-    terms = xp.where(positive, -p_ * xp.log(where_safe(xp, positive, p_, 1.0)), xp.zeros_like(p_))
-    return finish(xp.sum(terms, axis=ax) / scale)
+    positive = p > 0
+    return xp.sum(xp.where(positive, -p * xp.log(where_safe(xp, positive, p, 1.0)), xp.zeros_like(p)), axis=-1)
 
 
-@quiet_floating_point
-def cross_entropy(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+@_distribution_function("p", "q")
+def cross_entropy(xp: Any, p: Any, q: Any) -> Any:
     r"""Cross-entropy :math:`H(p, q) = -\sum_i p_i \log q_i = H(p) + D_{\mathrm{KL}}(p\,\|\,q)`.
 
-    0 log q = 0 for p_i = 0; +inf when p_i > 0 = q_i.
+    0 log q = 0 for p_i = 0; +inf when p_i > 0 = q_i. Takes ``axis`` and ``base`` as :func:`kl_divergence`.
 
     Raises
     ------
-    ValueError
+    ValueError, TypeError
         As :func:`kl_divergence`.
     """
-    scale = _log_base(base)
-    xp, p_, q_, finish, ax = _prepare_pair(p, q, axis)
-    positive = p_ > 0
-    q_pos = q_ > 0
-    safe_q = where_safe(xp, positive & q_pos, q_, 1.0)
-    terms = xp.where(
-        positive,
-        xp.where(q_pos, -p_ * xp.log(safe_q), xp.full_like(p_, math.inf)),
-        xp.zeros_like(p_),
-    )
-    return finish(xp.sum(terms, axis=ax) / scale)
+    positive, q_pos = p > 0, q > 0
+    safe_q = where_safe(xp, positive & q_pos, q, 1.0)
+    terms = xp.where(positive, xp.where(q_pos, -p * xp.log(safe_q), xp.full_like(p, math.inf)), xp.zeros_like(p))
+    return xp.sum(terms, axis=-1)
 
 
-@quiet_floating_point
-def js_divergence(p: ArrayLike, q: ArrayLike, *, axis: int = -1, base: float | None = None) -> Any:
+@_distribution_function("p", "q")
+def js_divergence(xp: Any, p: Any, q: Any) -> Any:
     r"""Jensen-Shannon divergence, :math:`\tfrac12 D(p\,\|\,m) + \tfrac12 D(q\,\|\,m)` with :math:`m = (p+q)/2`.
 
     Symmetric, always finite, and at most :math:`\ln 2` nats (1 bit); its square root is a metric
-    (Endres & Schindelin 2003).
+    (Endres & Schindelin 2003). Takes ``axis`` and ``base`` as :func:`kl_divergence`.
 
     Raises
     ------
-    ValueError
+    ValueError, TypeError
         As :func:`kl_divergence`.
     """
-    scale = _log_base(base)
-    xp, p_, q_, finish, ax = _prepare_pair(p, q, axis)
-    m = 0.5 * p_ + 0.5 * q_
+    m = 0.5 * p + 0.5 * q
     # Halving the smallest subnormals rounds to 0; there p + q (exact) keeps m > 0 where p or q is,
     # and the affected terms are far below the float64 range anyway.
-    m = xp.where(m > 0, m, p_ + q_)
-    terms = 0.5 * kl_terms(xp, p_, m) + 0.5 * kl_terms(xp, q_, m)
-    return finish(xp.sum(terms, axis=ax) / scale)
+    m = xp.where(m > 0, m, p + q)
+    return xp.sum(0.5 * kl_terms(xp, p, m) + 0.5 * kl_terms(xp, q, m), axis=-1)
 
 
-@quiet_floating_point
-def mutual_information(joint: ArrayLike, *, base: float | None = None) -> Any:
+@_distribution_function("joint", table=True)
+def mutual_information(xp: Any, joint: Any) -> Any:
     r"""Mutual information from a joint probability table, :math:`I(X;Y) = D_{\mathrm{KL}}(p_{XY}\,\|\,p_X\otimes p_Y)`.
 
     .. math::
@@ -246,19 +276,15 @@ def mutual_information(joint: ArrayLike, *, base: float | None = None) -> Any:
     ----------
     joint
         Array of shape ``(..., n_x, n_y)`` summing to 1 over its last two axes; leading axes are a batch.
+    base
+        Logarithm base: None for nats, 2 for bits.
 
     Raises
     ------
     ValueError
         If ``joint`` has fewer than 2 dimensions, or as :func:`kl_divergence`.
     """
-    scale = _log_base(base)
-    xp, (joint_,), finish = prepare(("joint",), joint)
-    if joint_.ndim < 2:
-        raise ValueError(f"joint must be a 2-D table (or a batch of them), got shape {tuple(joint_.shape)}")
-    joint_ = _distribution(xp, "joint", joint, joint_, (joint_.ndim - 2, joint_.ndim - 1), "(-2, -1)")
-    p_x = xp.sum(joint_, axis=-1)
-    p_y = xp.sum(joint_, axis=-2)
-    product = p_x[..., :, None] * p_y[..., None, :]
-    terms = kl_terms(xp, joint_, product)
-    return finish(xp.sum(xp.sum(terms, axis=-1), axis=-1) / scale)
+    p_x = xp.sum(joint, axis=-1)
+    p_y = xp.sum(joint, axis=-2)
+    terms = kl_terms(xp, joint, p_x[..., :, None] * p_y[..., None, :])
+    return xp.sum(xp.sum(terms, axis=-1), axis=-1)

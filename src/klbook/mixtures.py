@@ -21,7 +21,8 @@ the terms. Break points closer together than a quarter of the narrowest componen
 are merged (a mixture of many overlapping components, such as a kernel density estimate, would otherwise
 start with tens of thousands of needlessly narrow panels), and log p is evaluated a block of points at a
 time: memory stays bounded (a few MB) and time grows about linearly with the number of components
-(``benchmarks/mixture_fit.py``). The documented guarantee for every divergence and entropy is 1e-8 absolute, or relative for
+(``benchmarks/mixture_fit.py``).
+The documented guarantee for every divergence and entropy is 1e-8 absolute, or relative for
 values above 1; the tests check 1e-10 against ``scipy.integrate.quad`` (and the entropy against
 ``mpmath``).
 
