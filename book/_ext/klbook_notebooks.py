@@ -421,6 +421,7 @@ class ReaderNotebook:
                 self.flush_pending()
                 self.code_before(child["cell_index"])
                 self.code_cell(child["cell_index"])
+                self.buffer.extend(self.captions(child))
             elif isinstance(child, nodes.section):
                 title = child.next_node(nodes.title)
                 self.flush_pending()
@@ -434,6 +435,18 @@ class ReaderNotebook:
                 if text.strip():
                     self.buffer.append(text)
                 self.flush_pending()
+
+    def captions(self, cell: nodes.Element) -> list[str]:
+        """The numbered captions myst-nb gives a cell's figures (from cell metadata), under the cell."""
+        out = []
+        for figure in cell.findall(nodes.figure):
+            caption = figure.next_node(nodes.caption)
+            if caption is None:
+                continue
+            number = self.number("figure", figure)
+            label = f"Figure {number}:" if number else "Figure:"
+            out.append(f"{self.anchor(figure)}*{label}* {self.inlines(caption).strip()}")
+        return out
 
     def flush_pending(self) -> None:
         if self.pending_code:
