@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import functools
+import math
 
 import array_api_compat
 import numpy as np
@@ -154,12 +155,15 @@ _NARROW_BITS = {"torch.float32": 24, "torch.float16": 11, "torch.bfloat16": 8}
 
 
 def is_narrow(a: Any) -> bool:
-    """True for a torch tensor of a floating dtype narrower than float64 (as :func:`prepare` may return).
+    """True for a torch tensor of a floating dtype narrower than float64 (as :func:`prepare` may return),
+    or a numpy view of one.
 
     Such inputs, and their differences, are exact in float64 with at least 29 bits to spare, so short
     formulas evaluated in float64 keep their rounding errors far below the narrow dtype's ULP where the
     same formulas lose digits for float64 inputs (see the narrow kernels in :mod:`klbook.gaussian`).
     """
+    if isinstance(a, np.ndarray):  # a chunk evaluated in numpy (see in_chunks)
+        return a.dtype in (np.float32, np.float16)
     return _is_torch(a) and str(a.dtype) in _NARROW_BITS
 
 
@@ -255,29 +259,54 @@ def in_chunks(
     reduces_last_axis: bool,
     gradient: Callable[..., Sequence[Any]] | None = None,
 ) -> Any:
-    """Apply ``fn`` (elementwise, or reducing the last axis) to same-shaped ``arrays`` chunk by chunk.
+    """``fn(xp, *arrays)`` (elementwise, or reducing the last axis) for same-shaped ``arrays``, chunk by chunk.
 
     The closed forms make dozens of passes over their inputs; on large batches each pass would stream
     fresh temporaries through memory. Chunks keep them in cache. The result is the same as
-    ``fn(*arrays)`` (each element is computed by the same operations).
+    ``fn(xp, *arrays)`` (each element is computed by the same operations).
+
+    Torch tensors on the CPU (float32 or float64) are evaluated through numpy views of them, without
+    copies: numpy's fixed cost per operation is a fraction of torch's, which matters for small batches,
+    and what is computed is the same.
 
     ``gradient(xp, grad, *arrays)`` gives the derivatives of ``fn`` in closed form: one array (or
     ``None``) per argument, of any floating dtype (each is rounded once to its argument's dtype),
     ``grad`` being the incoming gradient, which broadcasts against the arguments (it has a trailing
-    axis of length 1 when ``fn`` reduces the last axis). With it, torch inputs that
-    require gradients go through one autograd node: ``fn`` runs chunk by chunk without recording a
-    graph, and the backward pass evaluates ``gradient`` chunk by chunk too, so that both cost time
-    linear in the batch (autograd through sliced inputs would allocate a full-size gradient per
-    slice). Under ``create_graph`` the backward pass evaluates ``gradient`` on the whole arrays with
-    differentiable operations, which gives second derivatives. Without ``gradient``, autograd flows
-    through the slicing and concatenation.
+    axis of length 1 when ``fn`` reduces the last axis). With it, torch inputs that require gradients
+    go through one autograd node: ``fn`` runs chunk by chunk without recording a graph, and the
+    backward pass evaluates ``gradient`` chunk by chunk too, so that both cost time linear in the
+    batch (autograd through sliced inputs would allocate a full-size gradient per slice). Under
+    ``create_graph`` the backward pass evaluates ``gradient`` on the whole tensors with differentiable
+    torch operations, which gives second derivatives. Without ``gradient``, autograd flows through
+    the slicing and concatenation.
     """
-    if gradient is not None and _is_torch(arrays[0]):
+    if _is_torch(arrays[0]):
         import torch
 
-        if torch.is_grad_enabled() and any(a.requires_grad for a in arrays):
+        if gradient is not None and torch.is_grad_enabled() and any(a.requires_grad for a in arrays):
             return _chunked_function().apply(fn, gradient, reduces_last_axis, *arrays)
+        if not any(a.requires_grad for a in arrays) or not torch.is_grad_enabled():
+            return _map_chunks_torch(fn, arrays, reduces_last_axis)
     return _map_chunks(xp, fn, arrays, reduces_last_axis)
+
+
+def _numpy_views(arrays: Sequence[Any]) -> list[np.ndarray] | None:
+    """numpy views of CPU torch tensors of float32/float64 (no copy), or None if any is not one."""
+    if not all(a.device.type == "cpu" and str(a.dtype) in ("torch.float32", "torch.float64") for a in arrays):
+        return None
+    return [a.detach().numpy() for a in arrays]
+
+
+def _map_chunks_torch(fn: Callable[..., Any], arrays: Sequence[Any], reduces_last_axis: bool) -> Any:
+    """:func:`_map_chunks` for torch tensors not on an autograd graph, through numpy where possible."""
+    import torch
+
+    views = _numpy_views(arrays)
+    if views is None:
+        return _map_chunks(array_api_compat.array_namespace(*arrays), fn, arrays, reduces_last_axis)
+    with np.errstate(all="ignore"):
+        result = _map_chunks(array_api_compat.array_namespace(*views), fn, views, reduces_last_axis)
+    return torch.from_numpy(np.ascontiguousarray(result)).to(arrays[0].device)
 
 
 def _chunk_layout(shape: tuple[int, ...], reduces_last_axis: bool) -> tuple[tuple[int, ...], int]:
@@ -290,36 +319,48 @@ def _chunk_layout(shape: tuple[int, ...], reduces_last_axis: bool) -> tuple[tupl
 
 def _map_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], reduces_last_axis: bool) -> Any:
     shape = tuple(arrays[0].shape)
-    size = int(np.prod(shape)) if shape else 1
+    size = math.prod(shape)
     if size <= 2 * CHUNK_ELEMENTS:
-        return fn(*arrays)
+        return fn(xp, *arrays)
     flat_shape, step = _chunk_layout(shape, reduces_last_axis)
     flat = [xp.reshape(a, flat_shape) for a in arrays]
     out_shape = shape[:-1] if reduces_last_axis else shape
     rows = flat[0].shape[0]
-    parts = [fn(*[a[start : start + step] for a in flat]) for start in range(0, rows, step)]
+    parts = [fn(xp, *[a[start : start + step] for a in flat]) for start in range(0, rows, step)]
     return xp.reshape(xp.concat(parts, axis=0), out_shape)
 
 
 def _gradients_in_chunks(
     gradient: Callable[..., Sequence[Any]], grad: Any, arrays: Sequence[Any], reduces_last_axis: bool
 ) -> list[Any]:
-    """``gradient`` evaluated chunk by chunk (torch, no graph), each part rounded once into a full-size
-    result of its argument's dtype."""
+    """``gradient`` evaluated chunk by chunk (no graph; through numpy views where possible), each part
+    rounded once into a full-size result of its argument's dtype."""
     import torch
 
-    xp = array_api_compat.array_namespace(*arrays)
-    shape = tuple(arrays[0].shape)
     if reduces_last_axis:
         grad = grad[..., None]
-    size = int(np.prod(shape)) if shape else 1
+    views = _numpy_views([grad, *arrays])
+    if views is not None:
+        with np.errstate(all="ignore"):
+            parts = _gradient_chunks(np, gradient, views[0], views[1:], reduces_last_axis)
+        return [None if p is None else torch.from_numpy(p) for p in parts]
+    return _gradient_chunks(torch, gradient, grad, arrays, reduces_last_axis)
+
+
+def _gradient_chunks(
+    lib: Any, gradient: Callable[..., Sequence[Any]], grad: Any, arrays: Sequence[Any], reduces_last_axis: bool
+) -> list[Any]:
+    """The loop of :func:`_gradients_in_chunks` for ``lib`` numpy or torch."""
+    xp = array_api_compat.array_namespace(*arrays)
+    shape = tuple(arrays[0].shape)
+    size = math.prod(shape)
     if size <= 2 * CHUNK_ELEMENTS:
         parts = gradient(xp, grad, *arrays)
-        return [None if p is None else p.to(a.dtype) for p, a in zip(parts, arrays)]
+        return [None if p is None else _cast(lib, p, a.dtype) for p, a in zip(parts, arrays)]
     flat_shape, step = _chunk_layout(shape, reduces_last_axis)
     flat = [a.reshape(flat_shape) for a in arrays]
     # The incoming gradient keeps its trailing axis of length 1: it broadcasts inside ``gradient``.
-    flat_grad = grad.reshape((-1, 1)) if reduces_last_axis else torch.broadcast_to(grad, shape).reshape(-1)
+    flat_grad = grad.reshape((-1, 1)) if reduces_last_axis else lib.broadcast_to(grad, shape).reshape(-1)
     results: list[Any] = [None] * len(arrays)
     for start in range(0, flat[0].shape[0], step):
         rows = slice(start, start + step)
@@ -328,9 +369,19 @@ def _gradients_in_chunks(
             if part is None:
                 continue
             if results[i] is None:
-                results[i] = torch.empty(flat[0].shape, dtype=arrays[i].dtype, device=arrays[i].device)
+                results[i] = _empty(lib, flat[0].shape, arrays[i])
             results[i][rows] = part
     return [None if r is None else r.reshape(shape) for r in results]
+
+
+def _cast(lib: Any, a: Any, dtype: Any) -> Any:
+    return a.astype(dtype, copy=False) if lib is np else a.to(dtype)
+
+
+def _empty(lib: Any, shape: tuple[int, ...], like: Any) -> Any:
+    if lib is np:
+        return np.empty(shape, dtype=like.dtype)
+    return lib.empty(shape, dtype=like.dtype, device=like.device)
 
 
 @functools.cache
@@ -344,7 +395,7 @@ def _chunked_function() -> Any:
         def forward(ctx: Any, fn: Any, gradient: Any, reduces_last_axis: bool, *arrays: Any) -> Any:
             ctx.save_for_backward(*arrays)
             ctx.gradient, ctx.reduces_last_axis = gradient, reduces_last_axis
-            return _map_chunks(array_api_compat.array_namespace(*arrays), fn, arrays, reduces_last_axis)
+            return _map_chunks_torch(fn, arrays, reduces_last_axis)
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> Any:

@@ -95,7 +95,7 @@ def kl_normal(mu_p: ArrayLike, sigma_p: ArrayLike, mu_q: ArrayLike, sigma_q: Arr
     require_positive("sigma_q", sigma_q)
     terms = _normal_terms_narrow if is_narrow(mu_p) else _normal_terms
     arrays = (mu_p, sigma_p, mu_q, sigma_q)
-    return finish(in_chunks(xp, partial(terms, xp), arrays, reduces_last_axis=False, gradient=_normal_gradient))
+    return finish(in_chunks(xp, terms, arrays, reduces_last_axis=False, gradient=_normal_gradient))
 
 
 def _normal_terms(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> Any:
@@ -216,7 +216,7 @@ def kl_diag_normal(
     for name, value in zip(names, arrays):
         _check_vector(name, value)
     kl = _diag_kl_narrow if is_narrow(arrays[0]) else _diag_kl
-    return finish(in_chunks(xp, partial(kl, xp), arrays, reduces_last_axis=True, gradient=_diag_gradient))
+    return finish(in_chunks(xp, kl, arrays, reduces_last_axis=True, gradient=_diag_gradient))
 
 
 def _diag_kl(xp: Any, *arrays: Any) -> Any:
@@ -246,7 +246,7 @@ def kl_std_normal(mu: ArrayLike, logvar: ArrayLike) -> Any:
     for name, value in zip(names, (mu, logvar)):
         _check_vector(name, value)
     kl = _std_normal_kl_narrow if is_narrow(mu) else _std_normal_kl
-    return finish(in_chunks(xp, partial(kl, xp), (mu, logvar), reduces_last_axis=True, gradient=_std_normal_gradient))
+    return finish(in_chunks(xp, kl, (mu, logvar), reduces_last_axis=True, gradient=_std_normal_gradient))
 
 
 def _std_normal_kl(xp: Any, mu: Any, logvar: Any) -> Any:
