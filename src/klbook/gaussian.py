@@ -113,8 +113,8 @@ NARROW_SERIES_LIMIT = 2.0**-10
 
 def _narrow_g(xp: Any, u: Any) -> Any:
     """e^u - 1 - u to ~1e-12 relative: expm1(u) - u loses at most ~2^10 ULP of float64 for
-    |u| >= 2^-10; below that three Taylor terms are exact to ~1e-11. (Narrow inputs only, which are
-    torch tensors: the few entries that need the series are gathered and written back.)"""
+    |u| >= 2^-10; below that three Taylor terms are exact to ~1e-11. The few entries that need the
+    series are gathered and written back (``u`` is a fresh float64 array, never on an autograd graph)."""
     value = xp.expm1(u) - u
     small = xp.abs(u) < NARROW_SERIES_LIMIT
     if bool(xp.any(small)):
