@@ -9,10 +9,11 @@ from scipy.interpolate import RegularGridInterpolator
 
 from klbook.mixtures import fit_normal_to_mixture, kl_normal_mixture
 from klbook.plotting.fits import (
-    plot_factorised_fits, plot_iterates, plot_mixture_fits, plot_reverse_landscape, plot_separation_scan,
+    plot_coordinate_ascent, plot_factorised_fits, plot_iterates, plot_mixture_fits, plot_reverse_landscape,
+    plot_separation_scan,
     reverse_kl_grid)
 
-from .plotting_checks import assert_book_figure, legend_texts
+from .plotting_checks import assert_book_figure, labelled_lines, legend_texts
 
 
 # Chapter 6's mixture p = 0.35 N(-2.5, 0.5^2) + 0.65 N(2, 1.2^2) and its fits.
@@ -458,3 +459,55 @@ def test_factorised_fits_draw_every_fit():
 def test_factorised_fits_reject_bad_input(mean, cov, fits, kwargs, match):
     with pytest.raises(ValueError, match=match):
         plot_factorised_fits(mean, cov, fits, **kwargs)
+
+
+# ---------------------------------------------------------------- plot_coordinate_ascent
+
+CAVI_VARIANCES = 1.0 / np.diag(np.linalg.inv(COV_2D))
+# A zig-zag of means: the start, then one coordinate moved per step.
+CAVI_PATH = np.array([[-2.0, 1.5], [0.2, 1.5], [0.2, -0.1], [0.9, -0.1]])
+
+
+@pytest.fixture(scope="module")
+def cavi_figure():
+    return plot_coordinate_ascent(MU_2D, COV_2D, CAVI_PATH, CAVI_VARIANCES, ellipse_steps=(0, 2, -1))
+
+
+def test_coordinate_ascent_is_labelled_with_equal_aspect(cavi_figure):
+    fig, ax = cavi_figure
+    assert_book_figure(fig)
+    assert legend_texts(ax) == [r"$p = \mathcal{N}(\mu, \Sigma)$", "$q$ at iterate 0", "$q$ at iterate 2",
+                                "$q$ at iterate 3", "means of $q$, one factor updated per step",
+                                r"mean $\mu$ of $p$"]
+    assert ax.get_aspect() == 1.0
+
+
+def test_coordinate_ascent_draws_the_path_and_the_contours_of_p_and_the_iterates(cavi_figure):
+    fig, ax = cavi_figure
+    path_line = labelled_lines(ax)[0]
+    np.testing.assert_array_equal(np.column_stack(path_line.get_data()), CAVI_PATH)
+    covs = [COV_2D] + [np.diag(CAVI_VARIANCES)] * 3
+    centres = [MU_2D, CAVI_PATH[0], CAVI_PATH[2], CAVI_PATH[3]]
+    assert len(ax.patches) == len(centres)
+    for patch, centre, cov in zip(ax.patches, centres, covs):
+        np.testing.assert_allclose(mahalanobis_squared(ellipse_points(patch), centre, cov), 4.0, rtol=1e-9)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for patch in ax.patches:
+        pts = ellipse_points(patch)
+        assert x0 <= pts[:, 0].min() and pts[:, 0].max() <= x1
+        assert y0 <= pts[:, 1].min() and pts[:, 1].max() <= y1
+
+
+@pytest.mark.parametrize("mean, cov, path, variances, kwargs, match", [
+    (MU_2D[:1], COV_2D, CAVI_PATH, CAVI_VARIANCES, {}, "shape"),
+    (MU_2D, np.array([[1.0, 2.0], [2.0, 1.0]]), CAVI_PATH, CAVI_VARIANCES, {}, "positive definite"),
+    (MU_2D, COV_2D, np.zeros((0, 2)), CAVI_VARIANCES, {}, "path"),
+    (MU_2D, COV_2D, [[np.nan, 0.0]], CAVI_VARIANCES, {}, "NaN"),
+    (MU_2D, COV_2D, CAVI_PATH, [1.0, -1.0], {}, "variances"),
+    (MU_2D, COV_2D, CAVI_PATH, [1.0], {}, "variances"),
+    (MU_2D, COV_2D, CAVI_PATH, CAVI_VARIANCES, dict(ellipse_steps=(4,)), "outside"),
+    (MU_2D, COV_2D, CAVI_PATH, CAVI_VARIANCES, dict(radius=0.0), "radius"),
+])
+def test_coordinate_ascent_rejects_bad_input(mean, cov, path, variances, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plot_coordinate_ascent(mean, cov, path, variances, **kwargs)

@@ -32,6 +32,7 @@ __all__ = [
     "plot_iterates",
     "plot_separation_scan",
     "plot_factorised_fits",
+    "plot_coordinate_ascent",
 ]
 
 # Fits are drawn in colours C1.. (C0 is the mixture p) and four line styles, both cycled.
@@ -409,5 +410,81 @@ def plot_factorised_fits(
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
         ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+    return fig, ax
+
+
+def plot_coordinate_ascent(
+    mean: Sequence[float],
+    cov: np.ndarray,
+    path: np.ndarray,
+    variances: Sequence[float],
+    *,
+    ellipse_steps: Sequence[int] = (0, -1),
+    radius: float = 2.0,
+) -> tuple[Any, Any]:
+    r"""Mean-field coordinate ascent on a 2-D Gaussian :math:`p = \mathcal N(\mu, \Sigma)`.
+
+    Draws the contour of p at Mahalanobis radius ``radius`` (shaded), the path of the means of the
+    factorised :math:`q = \mathcal N(m_1, v_1)\,\mathcal N(m_2, v_2)` (``path`` has one row per iterate,
+    the start first; each coordinate update moves one entry, so the path runs parallel to the axes), and
+    the contours of q at the iterates listed in ``ellipse_steps`` (negative indices count from the end),
+    all with the fixed ``variances`` the updates give, :math:`v_j = 1/\Lambda_{jj}`.
+
+    Raises
+    ------
+    ValueError
+        If ``mean`` is not a finite array of shape (2,), ``cov`` not a symmetric positive definite (2, 2)
+        array, ``path`` not a finite array of shape (n, 2) with n >= 1, ``variances`` not two finite
+        positive numbers, ``radius`` not positive, or a step in ``ellipse_steps`` outside the path.
+    """
+    mean = np.asarray(mean, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    if mean.shape != (2,) or cov.shape != (2, 2):
+        raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
+    require_finite("mean", mean)
+    require_finite("cov", cov)
+    if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
+        raise ValueError(f"cov must be symmetric positive definite, got {cov.tolist()}")
+    path = points_2d("path", path, rows="iterates")
+    variances = np.asarray(variances, dtype=float)
+    if variances.shape != (2,):
+        raise ValueError(f"variances must have shape (2,), got {variances.shape}")
+    require_positive("variances", variances, "they are the variances of q's two factors")
+    radius = float(radius)
+    if not (np.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be finite and positive, got {radius!r}")
+    steps = []
+    for step in ellipse_steps:
+        if not -len(path) <= step < len(path):
+            raise ValueError(f"ellipse_steps: step {step} is outside a path of {len(path)} iterates")
+        steps.append(step % len(path))
+    with book_style():
+        fig, ax = new_figure(width=5.2, height=4.6)
+        ax.add_patch(_ellipse(mean, cov, radius, facecolor="C0", alpha=0.25, edgecolor="C0", linewidth=1.5,
+                              label=r"$p = \mathcal{N}(\mu, \Sigma)$"))
+        for k, step in enumerate(steps):
+            # later iterates darker, so the eye follows the order
+            shade = 0.35 + 0.65 * (k + 1) / len(steps)
+            ax.add_patch(_ellipse(path[step], np.diag(variances), radius, fill=False, edgecolor="C1",
+                                  alpha=shade, linestyle="--" if k < len(steps) - 1 else "-", linewidth=2,
+                                  label=f"$q$ at iterate {step}"))
+        ax.plot(path[:, 0], path[:, 1], color="k", marker="o", markersize=3, linewidth=1,
+                label="means of $q$, one factor updated per step")
+        ax.plot(*mean, marker="+", color="C3", markersize=12, markeredgewidth=2, linestyle="none",
+                label=r"mean $\mu$ of $p$")
+        corners = [path]
+        for centre, c in [(mean, cov)] + [(path[s], np.diag(variances)) for s in steps]:
+            half = radius * np.sqrt(np.diag(c))
+            corners.append(np.array([centre - half, centre + half]))
+        corners = np.concatenate(corners)
+        low, high = corners.min(axis=0), corners.max(axis=0)
+        pad = 0.08 * (high - low).max()
+        ax.set_xlim(low[0] - pad, high[0] + pad)
+        ax.set_ylim(low[1] - pad, high[1] + pad)
+        ax.set_aspect("equal")
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel("$z_2$")
+        ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
     return fig, ax
