@@ -476,8 +476,8 @@ def cavi_figure():
 def test_coordinate_ascent_is_labelled_with_equal_aspect(cavi_figure):
     fig, ax = cavi_figure
     assert_book_figure(fig)
-    assert legend_texts(ax) == [r"$p = \mathcal{N}(\mu, \Sigma)$", "$q$ at iterate 0", "$q$ at iterate 2",
-                                "$q$ at iterate 3", "means of $q$, one factor updated per step",
+    assert legend_texts(ax) == [r"$p = \mathcal{N}(\mu, \Sigma)$", "$q$ at the start", "$q$ after 2 updates",
+                                "$q$ after 3 updates", "means of $q$, one factor updated per step",
                                 r"mean $\mu$ of $p$"]
     assert ax.get_aspect() == 1.0
 

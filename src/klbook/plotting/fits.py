@@ -460,7 +460,7 @@ def plot_coordinate_ascent(
             raise ValueError(f"ellipse_steps: step {step} is outside a path of {len(path)} iterates")
         steps.append(step % len(path))
     with book_style():
-        fig, ax = new_figure(width=5.2, height=4.6)
+        fig, ax = new_figure(width=5.6, height=5.2)
         ax.add_patch(_ellipse(mean, cov, radius, facecolor="C0", alpha=0.25, edgecolor="C0", linewidth=1.5,
                               label=r"$p = \mathcal{N}(\mu, \Sigma)$"))
         for k, step in enumerate(steps):
@@ -468,7 +468,7 @@ def plot_coordinate_ascent(
             shade = 0.35 + 0.65 * (k + 1) / len(steps)
             ax.add_patch(_ellipse(path[step], np.diag(variances), radius, fill=False, edgecolor="C1",
                                   alpha=shade, linestyle="--" if k < len(steps) - 1 else "-", linewidth=2,
-                                  label=f"$q$ at iterate {step}"))
+                                  label="$q$ at the start" if step == 0 else f"$q$ after {step} updates"))
         ax.plot(path[:, 0], path[:, 1], color="k", marker="o", markersize=3, linewidth=1,
                 label="means of $q$, one factor updated per step")
         ax.plot(*mean, marker="+", color="C3", markersize=12, markeredgewidth=2, linestyle="none",
@@ -485,6 +485,7 @@ def plot_coordinate_ascent(
         ax.set_aspect("equal")
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
-        ax.legend(loc="best", fontsize=8)
+        # below the axes: inside, it would cover the ellipses
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
         fig.tight_layout()
     return fig, ax
