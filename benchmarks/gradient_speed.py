@@ -31,7 +31,7 @@ import klbook
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # The section of RESULTS.md this script owns lies between these two lines.
-BEGIN, END = "<!-- gradient_speed.py: begin -->", "<!-- gradient_speed.py: end -->"
+BEGIN, END = "% gradient_speed.py: begin (a MyST comment)", "% gradient_speed.py: end"
 SIZES = ((128, 32), (4_096, 64), (100_000, 64), (200_000, 64))
 
 
