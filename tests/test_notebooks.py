@@ -121,3 +121,15 @@ def test_notebook_records_the_kernels_that_wrote_its_outputs(path):
     assert {"machine", "numpy_blas", "torch_cpu_capability", "threads"} <= set(written_with), (
         f"{path.name}: refresh it with `make refresh NB=book/{path.name}`"
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_that_glue_show_no_stray_value(path):
+    # A cell whose last line returns the glued number would show it under the cell, on the page and in
+    # the notebook (klbook.book.glue returns None for that reason).
+    for index, cell in enumerate(_code_cells(path)):
+        if "glue(" not in "".join(cell["source"]):
+            continue
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("data", {}).get("text/plain", "")) if output["output_type"] == "execute_result" else ""
+            assert not re.fullmatch(r"-?[\d.e+-]+", text.strip()), f"{path.name}, code cell {index}: shows {text!r}"

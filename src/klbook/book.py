@@ -59,8 +59,8 @@ def rounded(value: Any, digits: int = 8) -> int | float | str:
     return float(f"{value:.{digits}g}")
 
 
-def glue(name: str, value: Any, *, digits: int = 8) -> int | float | str:
-    """Glue ``rounded(value, digits)`` under ``name`` without displaying it, and return the glued value.
+def glue(name: str, value: Any, *, digits: int = 8) -> None:
+    """Glue ``rounded(value, digits)`` under ``name`` without displaying it.
 
     Parameters
     ----------
@@ -71,8 +71,10 @@ def glue(name: str, value: Any, *, digits: int = 8) -> int | float | str:
 
     Returns
     -------
-    int, float or str
-        The value as glued, so that a check cell can assert on exactly what the prose shows.
+    None
+        Nothing, so that a cell ending with a glue call displays nothing (a returned value would be shown
+        under the cell, on the page and in the notebook). ``rounded(value, digits)`` is the value glued,
+        for a check cell that asserts on exactly what the prose shows.
     """
     if not isinstance(name, str) or not name or any(ch.isspace() for ch in name):
         raise ValueError(f"name must be a non-empty string without whitespace, got {name!r}")
@@ -80,4 +82,3 @@ def glue(name: str, value: Any, *, digits: int = 8) -> int | float | str:
     from myst_nb import glue as myst_glue  # imported here: only the book needs myst-nb
 
     myst_glue(name, glued, display=False)
-    return glued
