@@ -358,6 +358,7 @@ _LAYOUT = """() => {
         const fig = img.closest('figure');
         const caption = fig && fig.querySelector('figcaption');
         return {src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
+                referenced: !!(fig && fig.id && document.querySelector(`a[href="#${CSS.escape(fig.id)}"]`)),
                 number: caption ? (caption.querySelector('.caption-number') || {textContent: ''}).textContent.trim() : '',
                 caption: caption ? caption.textContent.replace(/\\s+/g, ' ').trim() : ''};
     });
@@ -510,13 +511,15 @@ FILE_NAME = re.compile(r"^\S+\.(png|svg|jpe?g|gif|webp)$|^[\w./-]*$", re.IGNOREC
 
 @pytest.mark.parametrize("path", TOC_PAGES)
 def test_figures_are_numbered_captioned_and_described(visit, path: str) -> None:
-    """Every image is a numbered figure with a caption, and its alt text describes it (not a file name)."""
+    """Every image is a numbered figure with a caption, referenced from the text; its alt text describes it."""
     bad = []
     for fig in visit(path)["layout"]["figures"]:
         if not fig["number"] or len(fig["caption"]) <= len(fig["number"]) + 10:
             bad.append(f"{fig['src']}: no number or caption ({fig['caption']!r})")
         if FILE_NAME.match(fig["alt"].strip()) or len(fig["alt"].split()) < 3:
             bad.append(f"{fig['src']}: alt text {fig['alt']!r} does not describe the figure")
+        if not fig["referenced"]:
+            bad.append(f"{fig['src']}: the text never refers to it ({{numref}})")
     assert not bad, f"{path}: {len(bad)} problems with figures:\n  " + "\n  ".join(bad)
 
 
