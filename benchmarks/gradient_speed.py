@@ -105,7 +105,7 @@ def speed_rows(repeats: int, threads: tuple[int, ...]) -> list[tuple]:
 
 def format_rows(rows: list[tuple]) -> str:
     lines = [
-        "| function | dtype | threads | batch | klbook ms | torch.distributions ms | ratio |",
+        "| function | dtype | threads | batch | klbook ms | torch ms | ratio |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, dtype, n, batch, dim, ours, theirs in rows:
@@ -138,7 +138,7 @@ def section(repeats: int = 7, threads: tuple[int, ...] = (1, 2)) -> str:
         f"numpy {np.__version__}"
     )
     return f"""{BEGIN}
-## Forward + backward (median CPU time of {repeats} calls; the KL of a batch summed, gradients into every argument)
+## Forward + backward (median CPU time of {repeats} calls, klbook and `torch.distributions`; the KL of a batch summed, gradients into every argument)
 
 {format_rows(rows)}
 
