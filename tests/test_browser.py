@@ -151,9 +151,12 @@ def base_url(site: Path) -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    override = os.environ.get("KLBOOK_CHROMIUM")  # another Chromium binary, e.g. for a local check
+def chromium_executable() -> str:
+    """$KLBOOK_CHROMIUM (another Chromium binary, e.g. for a local check), else Debian's Chromium.
+
+    Skips the test without one, except in CI, where it fails (``_unavailable``).
+    """
+    override = os.environ.get("KLBOOK_CHROMIUM")
     if override:
         executable = override if Path(override).is_file() else None
     else:
@@ -161,6 +164,12 @@ def browser() -> Iterator[object]:
     if not executable:
         _unavailable("Chromium not found: install Debian's browser with `apt-get install -y chromium` "
                      "(Playwright's own browser download is not used)")
+    return executable
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    executable = chromium_executable()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.test_browser import CHROMIUM_ARGS, CHROMIUM_CANDIDATES, _unavailable
+from tests.test_browser import CHROMIUM_ARGS, _unavailable, chromium_executable
 from tests.test_reader_notebooks import CHAPTERS, SITE, _glued_values
 
 pytestmark = pytest.mark.site
@@ -85,19 +85,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _chromium() -> str:
-    """The same browser as tests/test_browser.py: $KLBOOK_CHROMIUM, else Debian's Chromium."""
-    override = os.environ.get("KLBOOK_CHROMIUM")
-    if override:
-        executable = override if Path(override).is_file() else None
-    else:
-        executable = next((p for p in CHROMIUM_CANDIDATES if Path(p).is_file()), shutil.which("chromium"))
-    if not executable:
-        _unavailable("Chromium not found: install Debian's browser with `apt-get install -y chromium` "
-                     "(Playwright's own browser download is not used)")
-    return executable
 
 
 def _offline_jupyter(home: Path) -> dict[str, str]:
@@ -164,7 +151,7 @@ def test_reader_notebooks_in_jupyterlab_show_no_raw_myst(tmp_path: Path) -> None
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    executable = _chromium()
+    executable = chromium_executable()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
