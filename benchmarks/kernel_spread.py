@@ -27,7 +27,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.nbval_tolerance import CONFIGURATIONS, numeric_difference, text_outputs  # noqa: E402
+from tests.nbval_tolerance import CONFIGURATIONS, numeric_difference, text_outputs
 
 
 def execute(path: Path, environment: dict[str, str]) -> nbformat.NotebookNode:

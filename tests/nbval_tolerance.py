@@ -12,16 +12,15 @@ metadata, how far its numbers may move and why::
         "reason": "an autoencoder trained by Adam; ..."
     }
 
-``spread`` is the largest difference measured across :data:`CONFIGURATIONS` (``benchmarks/
-kernel_spread.py`` measures it); the hygiene test holds every tolerance to at most three times it. For
-such a cell, nbval compares the text between numbers exactly (runs of spaces aside, since padding follows
-the number of digits) and each number ``x`` with its stored ``r`` as ``|x - r| <= abs + rel * |r|``. Every
-other cell is compared exactly, as nbval does.
+``spread`` is the largest difference measured across :data:`CONFIGURATIONS` (absolute among numbers
+below 1, relative among the others; ``benchmarks/kernel_spread.py`` measures it); the hygiene test holds
+every tolerance to at most three times it. For such a cell, nbval compares the text between numbers
+exactly (runs of spaces aside, since padding follows the number of digits) and each number ``x`` with its
+stored ``r`` as ``|x - r| <= abs + rel * |r|``. Every other cell is compared exactly, as nbval does.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any

@@ -5,7 +5,14 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from tests.nbval_tolerance import CONFIGURATIONS, main, numeric_difference, snap_to_reference, text_outputs, within
+from tests.nbval_tolerance import (
+    CONFIGURATIONS,
+    main,
+    numeric_difference,
+    snap_to_reference,
+    text_outputs,
+    within,
+)
 
 
 def test_numbers_within_the_tolerance_are_accepted():
