@@ -348,6 +348,19 @@ def _ellipse(center: np.ndarray, cov: np.ndarray, radius: float, **kwargs: Any) 
     return Ellipse(tuple(center), width, height, angle=angle, **kwargs)
 
 
+def _gaussian_2d(mean: Any, cov: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``mean`` and ``cov`` of a 2-D Gaussian as float arrays, checked (ValueError naming the argument)."""
+    mean = np.asarray(mean, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    if mean.shape != (2,) or cov.shape != (2, 2):
+        raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
+    require_finite("mean", mean)
+    require_finite("cov", cov)
+    if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
+        raise ValueError(f"cov must be symmetric positive definite, got {cov.tolist()}")
+    return mean, cov
+
+
 def plot_factorised_fits(
     mean: Sequence[float],
     cov: np.ndarray,
@@ -369,14 +382,7 @@ def plot_factorised_fits(
         array, ``radii`` empty or not positive, or a fit's mean and variances not of shape (2,) with finite
         entries and positive variances.
     """
-    mean = np.asarray(mean, dtype=float)
-    cov = np.asarray(cov, dtype=float)
-    if mean.shape != (2,) or cov.shape != (2, 2):
-        raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
-    require_finite("mean", mean)
-    require_finite("cov", cov)
-    if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
-        raise ValueError(f"cov must be symmetric positive definite, got {cov.tolist()}")
+    mean, cov = _gaussian_2d(mean, cov)
     radii = np.asarray(radii, dtype=float)
     if radii.ndim != 1 or radii.size == 0:
         raise ValueError(f"radii is empty; it needs at least one radius (got shape {radii.shape})")
@@ -438,14 +444,7 @@ def plot_coordinate_ascent(
         array, ``path`` not a finite array of shape (n, 2) with n >= 1, ``variances`` not two finite
         positive numbers, ``radius`` not positive, or a step in ``ellipse_steps`` outside the path.
     """
-    mean = np.asarray(mean, dtype=float)
-    cov = np.asarray(cov, dtype=float)
-    if mean.shape != (2,) or cov.shape != (2, 2):
-        raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
-    require_finite("mean", mean)
-    require_finite("cov", cov)
-    if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
-        raise ValueError(f"cov must be symmetric positive definite, got {cov.tolist()}")
+    mean, cov = _gaussian_2d(mean, cov)
     path = points_2d("path", path, rows="iterates")
     variances = np.asarray(variances, dtype=float)
     if variances.shape != (2,):
