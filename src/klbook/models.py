@@ -485,9 +485,13 @@ def kl_per_dimension(model: VAE, x: Any) -> torch.Tensor:
     r"""Average KL of each latent dimension over the data,
     :math:`\frac1N\sum_n \tfrac12(\mu_{nj}^2+\sigma_{nj}^2-1-\ln\sigma_{nj}^2)`, shape ``(latent_dim,)``.
 
-    A dimension whose value is near 0 is *inactive* ("collapsed"): its posterior equals the prior for every
-    input, so it carries no information about ``x``. The entries sum to the mean of ``vae_terms(...)[1]``.
-    Computed without gradient.
+    A dimension whose value is near 0 has collapsed to the prior: its posterior is (nearly) the prior for
+    every input, so it carries (almost) no information about ``x``. This is not the book's test of an
+    *active* unit, which follows Burda et al. (2016, §5.2) and looks at the encoder mean only: dimension
+    ``j`` is active when :math:`A_j = \operatorname{Cov}_x(\mathbb E_{q_\phi(z\mid x)}[z_j])`, the variance of
+    :math:`\mu_j(x)` over the data, exceeds a threshold (glossary, chapter 5). The two can disagree: a
+    constant mean with :math:`\sigma_j \ne 1` is inactive yet has a KL well above 0. The entries sum to the
+    mean of ``vae_terms(...)[1]``. Computed without gradient.
     """
     model = _check_vae(model)
     x = _as_batch(x, model.input_dim, dtype=_dtype(model))
