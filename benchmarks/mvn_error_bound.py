@@ -36,9 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from accuracy_speed import _mvn_inputs, _without_mvn_correction
+
 import klbook
 import klbook._mvn as mvn_engine
-from accuracy_speed import _mvn_inputs, _without_mvn_correction  # noqa: E402
 from klbook.accuracy import hard_grids, reference_kl_mvn, ulp_error
 
 TARGET_ULP = 4.0
