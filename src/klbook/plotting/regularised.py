@@ -29,7 +29,7 @@ def activation_histograms(
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel(r"average activation $\hat\rho_j$ of a hidden unit over the training images")
     ax.set_ylabel("number of hidden units")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right")
     fig.tight_layout()
     return fig, ax
 
@@ -51,6 +51,6 @@ def jacobian_norm_histograms(
     ax.set_xscale("log")
     ax.set_xlabel(r"$\Vert J_f(x)\Vert_F$ of a test image $x$ (log axis)")
     ax.set_ylabel("number of test images")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left")
     fig.tight_layout()
     return fig, ax
