@@ -39,7 +39,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from ._array import ArrayLike, detached_numpy, prepare, real_array, require_finite, require_positive
-from ._numerics import half_square, where_safe
+from ._numerics import HALF_LOG_2PI, half_square, where_safe
 
 __all__ = [
     "mixture_logpdf",
@@ -75,8 +75,6 @@ _GRAD_TOL = 1e-10  # converged when max |gradient| <= this and the Hessian is po
 _MAX_STEP = 2.0  # cap on a step, in the metric (d mu / sigma, d log sigma)
 _ESCAPE_STEP = 0.5  # step along the direction of negative curvature when leaving a saddle point
 _MAX_ITER = 500
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class NormalFit(NamedTuple):
@@ -193,7 +191,7 @@ def mixture_logpdf(x: ArrayLike, weights: ArrayLike, means: ArrayLike, stds: Arr
     log_w = xp.log(where_safe(xp, positive, w, 1.0)) - xp.log(xp.sum(w))
     log_w = xp.where(positive, log_w, xp.full_like(log_w, -math.inf))
     z = (x_[..., None] - mu) / sd
-    t = log_w - xp.log(sd) - _HALF_LOG_2PI - half_square(z)
+    t = log_w - xp.log(sd) - HALF_LOG_2PI - half_square(z)
     top = xp.max(t, axis=-1, keepdims=True)
     top = where_safe(xp, xp.isfinite(top), top, 0.0)  # x = +-inf: every t is -inf, so is the result
     with np.errstate(divide="ignore"):
@@ -240,7 +238,7 @@ def _in_blocks(fn: Callable[..., tuple[np.ndarray, ...]], mix: _Mixture, *points
 
 def _log_terms(x: np.ndarray, mix: _Mixture) -> np.ndarray:
     z = (x[..., None] - mix.mu) / mix.sd
-    return mix.log_w - np.log(mix.sd) - _HALF_LOG_2PI - 0.5 * z * z
+    return mix.log_w - np.log(mix.sd) - HALF_LOG_2PI - 0.5 * z * z
 
 
 def _logp(x: np.ndarray, mix: _Mixture) -> np.ndarray:
@@ -436,8 +434,8 @@ def _reverse_standardised(m: float, log_s: float, mix: _Mixture, *, derivatives:
 
     def integrand(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = m + s * z
-        log_q = -_HALF_LOG_2PI - log_s - 0.5 * z * z
-        phi = np.exp(-0.5 * z * z - _HALF_LOG_2PI)
+        log_q = -HALF_LOG_2PI - log_s - 0.5 * z * z
+        phi = np.exp(-0.5 * z * z - HALF_LOG_2PI)
         # Rounding-error scales: x = m + s z carries the rounding of the node z and of the sum; the
         # rounding of z also perturbs phi(z) and log q(z), relatively by eps * z^2.
         x_size = abs(m) + 2 * s * np.abs(z)
@@ -479,7 +477,7 @@ def _reverse_standardised(m: float, log_s: float, mix: _Mixture, *, derivatives:
 def _forward_standardised(m: float, s: float, mix: _Mixture, entropy: float) -> float:
     r"""D(p||q) = -H(p) - E_p[log q] = -H(p) + log s + (1/2) log 2 pi + (1 + m^2) / (2 s^2) for a
     standardised p (mean 0, variance 1)."""
-    return -entropy + math.log(s) + _HALF_LOG_2PI + (1.0 + m * m) / (2.0 * s * s)
+    return -entropy + math.log(s) + HALF_LOG_2PI + (1.0 + m * m) / (2.0 * s * s)
 
 
 def _newton_reverse(mix: _Mixture, m: float, log_s: float) -> tuple[float, float, float]:

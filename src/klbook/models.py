@@ -520,7 +520,7 @@ def importance_log_likelihood(
     model = _check_vae(model)
     x = _as_batch(x, model.input_dim, dtype=_dtype(model))
     n_samples = _check_positive_int("n_samples", n_samples)
-    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    from ._numerics import HALF_LOG_2PI as half_log_2pi  # defined once for the library
     with torch.no_grad():
         mu, logvar = model.encode(x)
         std = torch.exp(0.5 * logvar)
