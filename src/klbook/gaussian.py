@@ -159,7 +159,7 @@ def _std_normal_kl_narrow(xp: Any, mu: Any, logvar: Any) -> Any:
 
 def _float64(xp: Any, arrays: Any) -> list[Any]:
     # ndarray.astype directly: the array-API wrapper's checks cost more than the cast on small chunks
-    return [a.astype(np.float64) if isinstance(a, np.ndarray) else xp.astype(a, xp.float64) for a in arrays]
+    return [a.astype(np.float64, copy=False) if isinstance(a, np.ndarray) else xp.astype(a, xp.float64) for a in arrays]
 
 
 def _diag_terms(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> Any:
