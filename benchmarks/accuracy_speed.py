@@ -12,6 +12,7 @@ Run with ``make benchmark`` (or ``python benchmarks/accuracy_speed.py``). Writes
   other processes inflate wall times unpredictably; torch's intra-op threads are counted in both columns.
 * What ``kl_mvn``'s float64 rounding correction buys and costs: its accuracy and time with the correction
   switched off (an ablation, patched in here; the library has no such option).
+* Whether a cheap error bound could let ``kl_mvn`` skip the correction (``benchmarks/mvn_error_bound.py``).
 * Forward + backward passes beside torch.distributions (``benchmarks/gradient_speed.py``).
 """
 
@@ -33,6 +34,7 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 import klbook
 import klbook._mvn
 import gradient_speed  # benchmarks/gradient_speed.py: the forward + backward section
+import mvn_error_bound  # benchmarks/mvn_error_bound.py: could the correction be skipped?
 from klbook.accuracy import accuracy_table, format_table, hard_grids, reference_kl_mvn, ulp_error
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -215,6 +217,7 @@ adds {numbers["correction_ratio"]:.2f}× that time: it needs fourteen batched pr
 per pair here (16 × 16, float64, measured in the same run). This is why `kl_mvn` in float64 misses the goal
 of at most twice the time of `torch.distributions`: within 4 ULP was the requirement, the speed a goal.
 """
+    text += "\n" + mvn_error_bound.section(pairs=100, size=args.size) + "\n"
     text += "\n" + gradient_speed.section(repeats=max(3, args.repeats // 2)) + "\n"
     print(text)
     if not args.no_write:
