@@ -79,6 +79,8 @@ def _mathjax_package() -> Path:
 MATHJAX_COMPONENT = "tex-mml-chtml.js"
 #: Folder under the site's ``_static`` that receives MathJax's ``es5`` tree.
 MATHJAX_TARGET = "mathjax"
+#: Formulas this close below (or above) the screen are typeset before they scroll into view.
+MATHJAX_LAZY_MARGIN = "400px"
 INSTALL_HINT = (
     "MathJax 3 is needed to build the HTML book (it is served from the site, so math renders offline) "
     "but was not found at {path}. Install it with `pip install -r requirements.txt` (it comes from the "
@@ -176,6 +178,14 @@ def _use_local_mathjax(app: Sphinx) -> None:
         return
     mathjax_source()
     app.config.mathjax_path = f"{MATHJAX_TARGET}/{MATHJAX_COMPONENT}"  # relative: served from _static/
+    # Lazy typesetting: a chapter holds 180-330 formulas, and typesetting all of them before the first
+    # one shows took 2.5-8 s. MathJax's ui/lazy typesets what is on screen (and within lazyMargin of it)
+    # first and the rest as it scrolls into view; printing typesets everything (its beforeprint handler).
+    # Equation numbers are Sphinx's own HTML, not MathJax's, so typesetting out of order changes none.
+    mathjax = app.config.mathjax3_config = dict(app.config.mathjax3_config or {})
+    loader = mathjax["loader"] = dict(mathjax.get("loader", {}))
+    loader["load"] = [*(n for n in loader.get("load", []) if n != "ui/lazy"), "ui/lazy"]
+    mathjax["options"] = {"lazyMargin": MATHJAX_LAZY_MARGIN, **mathjax.get("options", {})}
 
 
 def _is_thebe(asset: Any) -> bool:
