@@ -483,15 +483,6 @@ def test_dark_mode(visit, path: str, width: int) -> None:
 # What a reader sees at a laptop's and a phone's width
 # --------------------------------------------------------------------------------------------------
 
-# Pages where printed outputs are still wider than the column at 1280 px (50 outputs on 2026-12-04; they
-# scroll inside their own box). Their print statements are to be shortened (issue 13 stays open for them);
-# strict: a page that gets fixed must leave this list, and a page not in it must not gain a wide output.
-WIDE_OUTPUTS_REMAIN = {f"book/{name}.html" for name in (
-    "01_definition", "02_properties", "03_gaussian_kl", "04_autoencoders", "05_vae", "06_forward_reverse",
-    "07_practice",
-)}
-
-
 @pytest.mark.parametrize("path", TOC_PAGES)
 def test_everything_fits_the_column_on_a_laptop(visit, path: str) -> None:
     """At 1280 px no display equation, code cell or table is wider than the text column."""
@@ -503,11 +494,7 @@ def test_everything_fits_the_column_on_a_laptop(visit, path: str) -> None:
     assert layout["sidewaysScroll"] <= 0, f"{path} at 1280 px: the page scrolls sideways"
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(p in WIDE_OUTPUTS_REMAIN, strict=True,
-                                            reason="printed outputs wider than the column (issue 13)"))
-    for p in TOC_PAGES
-])
+@pytest.mark.parametrize("path", TOC_PAGES)
 def test_printed_outputs_fit_the_column_on_a_laptop(visit, path: str) -> None:
     """At 1280 px no printed output is wider than the text column."""
     layout = visit(path)["layout"]
