@@ -8,6 +8,9 @@ textbook form cancels. Parameter conventions are part of every name: ``sigma`` i
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -22,8 +25,8 @@ from ._array import (
     quiet_floating_point,
     require_positive,
 )
-from ._mvn import SYMMETRY_RTOL  # noqa: F401  (re-exported: kl_mvn's docstring refers to it)
 from ._mvn import (
+    SYMMETRY_RTOL,  # noqa: F401  (re-exported: kl_mvn's docstring refers to it)
     check_symmetric,
     cholesky,
     eps_of,
@@ -40,7 +43,7 @@ from ._numerics import (
     where_safe,
 )
 
-__all__ = ["kl_normal", "kl_diag_normal", "kl_std_normal", "kl_mvn", "normal_logpdf"]
+__all__ = ["kl_diag_normal", "kl_mvn", "kl_normal", "kl_std_normal", "normal_logpdf"]
 
 
 
@@ -60,47 +63,6 @@ def _scaled_difference(xp: Any, mu_p: Any, mu_q: Any, scale_q: Any, *, inverse: 
     base = xp.where(finite, diff, 0.5 * mu_p - 0.5 * mu_q)
     doubling = xp.where(finite, xp.ones_like(diff), xp.full_like(diff, 2.0))
     return scaled(base) * doubling
-
-
-@quiet_floating_point
-def kl_normal(mu_p: ArrayLike, sigma_p: ArrayLike, mu_q: ArrayLike, sigma_q: ArrayLike) -> Any:
-    r"""KL divergence between univariate Gaussians given by their standard deviations.
-
-    .. math::
-
-        D_{\mathrm{KL}}\big(\mathcal N(\mu_p, \sigma_p^2)\,\|\,\mathcal N(\mu_q, \sigma_q^2)\big)
-        = \ln\frac{\sigma_q}{\sigma_p} + \frac{\sigma_p^2 + (\mu_p - \mu_q)^2}{2\sigma_q^2} - \frac12
-
-    evaluated as :math:`\tfrac12\big(r^2 - 1 - \ln r^2\big) + \tfrac12\big((\mu_p-\mu_q)/\sigma_q\big)^2`
-    with :math:`r = \sigma_p/\sigma_q`: two non-negative terms, the first computed without cancellation.
-
-    Parameters
-    ----------
-    mu_p, sigma_p, mu_q, sigma_q
-        Means and standard deviations (``sigma > 0``); floats, numpy arrays or torch tensors that
-        broadcast together.
-
-    Returns
-    -------
-    The elementwise divergence in nats, of the kind of the inputs.
-
-    Raises
-    ------
-    ValueError
-        For NaN, infinite means, ``sigma <= 0`` or infinite sigma, or shapes that do not broadcast.
-    """
-    names = ("mu_p", "sigma_p", "mu_q", "sigma_q")
-    xp, (mu_p, sigma_p, mu_q, sigma_q), finish = prepare(names, mu_p, sigma_p, mu_q, sigma_q, keep_narrow=True)
-    require_positive("sigma_p", sigma_p)
-    require_positive("sigma_q", sigma_q)
-    terms = _normal_terms_narrow if is_narrow(mu_p) else _normal_terms
-    arrays = (mu_p, sigma_p, mu_q, sigma_q)
-    return finish(in_chunks(xp, terms, arrays, reduces_last_axis=False, gradient=_normal_gradient))
-
-
-def _normal_terms(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> Any:
-    z = _scaled_difference(xp, mu_p, mu_q, sigma_q)
-    return half_g_of_ratio(xp, sigma_p, sigma_q) + half_square(z)
 
 
 # Inputs of a dtype narrower than float64 (float32, float16, bfloat16) are exact in float64 with 29 or
@@ -179,81 +141,6 @@ def _check_vector(name: str, x: Any) -> None:
         raise ValueError(f"{name} must have at least one dimension (the latent dimension is the last axis)")
 
 
-@quiet_floating_point
-def kl_diag_normal(
-    mu_p: ArrayLike, logvar_p: ArrayLike, mu_q: ArrayLike, logvar_q: ArrayLike
-) -> Any:
-    r"""KL divergence between Gaussians with diagonal covariances, summed over the last axis.
-
-    .. math::
-
-        D_{\mathrm{KL}}(p\,\|\,q) = \frac12 \sum_j \Big( \frac{\sigma_{p,j}^2}{\sigma_{q,j}^2}
-        + \frac{(\mu_{p,j} - \mu_{q,j})^2}{\sigma_{q,j}^2} - 1
-        - \ln\frac{\sigma_{p,j}^2}{\sigma_{q,j}^2} \Big),
-        \qquad \ln\sigma_{\cdot,j}^2 = \text{logvar}_{\cdot,j}
-
-    Each term is evaluated as :math:`\tfrac12(e^u - 1 - u) + \tfrac12 z^2` with
-    :math:`u = \text{logvar}_p - \text{logvar}_q` carried exactly and
-    :math:`z = (\mu_p - \mu_q)\,e^{-\text{logvar}_q/2}`, so nothing cancels and ``exp`` never overflows
-    before the true result does.
-
-    Parameters
-    ----------
-    mu_p, logvar_p, mu_q, logvar_q
-        Means and log-variances (natural log of the variance, not of the standard deviation), at least
-        1-D; the last axis is the dimension summed over, leading axes are a batch.
-
-    Returns
-    -------
-    The divergence in nats with the last axis summed out.
-
-    Raises
-    ------
-    ValueError
-        For NaN or infinite inputs, 0-d inputs, or shapes that do not broadcast.
-    """
-    names = ("mu_p", "logvar_p", "mu_q", "logvar_q")
-    xp, arrays, finish = prepare(names, mu_p, logvar_p, mu_q, logvar_q, keep_narrow=True)
-    for name, value in zip(names, arrays):
-        _check_vector(name, value)
-    kl = _diag_kl_narrow if is_narrow(arrays[0]) else _diag_kl
-    return finish(in_chunks(xp, kl, arrays, reduces_last_axis=True, gradient=_diag_gradient))
-
-
-def _diag_kl(xp: Any, *arrays: Any) -> Any:
-    return xp.sum(_diag_terms(xp, *arrays), axis=-1)
-
-
-@quiet_floating_point
-def kl_std_normal(mu: ArrayLike, logvar: ArrayLike) -> Any:
-    r"""The VAE KL term :math:`D_{\mathrm{KL}}(\mathcal N(\mu, \operatorname{diag} e^{\text{logvar}})\,\|\,\mathcal N(0, I))`.
-
-    .. math::
-
-        D_{\mathrm{KL}} = \frac12 \sum_j \big( \mu_j^2 + \sigma_j^2 - 1 - \ln \sigma_j^2 \big)
-        = -\frac12 \sum_j \big( 1 + \text{logvar}_j - \mu_j^2 - e^{\text{logvar}_j} \big)
-
-    summed over the last axis (the latent dimensions); average the result over the batch yourself.
-    Evaluated as :math:`\tfrac12\mu_j^2 + \tfrac12(e^{\ell} - 1 - \ell)` with the second term computed
-    without cancellation: the textbook form loses every digit for ``|logvar| < 1e-8``.
-
-    Raises
-    ------
-    ValueError
-        For NaN or infinite inputs, 0-d inputs, or shapes that do not broadcast.
-    """
-    names = ("mu", "logvar")
-    xp, (mu, logvar), finish = prepare(names, mu, logvar, keep_narrow=True)
-    for name, value in zip(names, (mu, logvar)):
-        _check_vector(name, value)
-    kl = _std_normal_kl_narrow if is_narrow(mu) else _std_normal_kl
-    return finish(in_chunks(xp, kl, (mu, logvar), reduces_last_axis=True, gradient=_std_normal_gradient))
-
-
-def _std_normal_kl(xp: Any, mu: Any, logvar: Any) -> Any:
-    return xp.sum(half_g_of_exact_diff(xp, logvar, None) + half_square(mu), axis=-1)
-
-
 # Gradients in closed form (see ``gradient`` in :func:`klbook._array.in_chunks`), evaluated in float64
 # (in_chunks rounds them once to the inputs' dtype) with differentiable operations only, so that
 # second derivatives come out of autograd.
@@ -321,6 +208,148 @@ def _normal_gradient(xp: Any, grad: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sig
     grad_z = grad_over_sigma_q * z
     d_sigma_q = -(d_sigma_p * (r_minus_1 + 1.0) + grad_z * z)
     return grad_z, d_sigma_p, -grad_z, d_sigma_q
+
+
+def _gaussian_function(
+    names: tuple[str, ...],
+    *,
+    vectors: bool,
+    narrow: Callable[..., Any],
+    gradient: Callable[..., tuple[Any, ...]],
+    positive: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a public Gaussian KL once (as :mod:`torch.distributions.kl` declares its pairs).
+
+    ``names`` are its arguments in order; with ``vectors`` the last axis is the latent dimension, summed
+    over (each argument at least 1-D), else the KL is elementwise; ``positive`` names the arguments that
+    must be > 0. The decorated ``body(xp, *arrays)`` is the float64 formula; ``narrow(xp, *arrays)`` the one
+    for torch inputs narrower than float64 (see :func:`klbook._array.is_narrow`), and ``gradient`` the
+    closed-form derivatives (see :func:`klbook._array.in_chunks`). Validation, conversion and chunking are
+    done here, the same for every function.
+    """
+    signature = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="ArrayLike") for n in names],
+        return_annotation="Any",
+    )
+
+    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        @quiet_floating_point
+        def public(*args: Any, **kwargs: Any) -> Any:
+            if kwargs or len(args) != len(names):  # binding costs microseconds: only when needed
+                bound = signature.bind(*args, **kwargs)
+                args = tuple(bound.arguments[n] for n in names)
+            xp, arrays, finish = prepare(names, *args, keep_narrow=True)
+            for name, value in zip(names, arrays):
+                if name in positive:
+                    require_positive(name, value)
+                if vectors:
+                    _check_vector(name, value)
+            kernel = narrow if is_narrow(arrays[0]) else body
+            return finish(in_chunks(xp, kernel, arrays, reduces_last_axis=vectors, gradient=gradient))
+
+        functools.update_wrapper(public, body)
+        del public.__wrapped__  # the public signature is this one, not the body's
+        public.__signature__ = signature
+        return public
+
+    return decorate
+
+
+# The public functions: each declares its inputs, and its body is the formula.
+
+
+@_gaussian_function(
+    ("mu_p", "sigma_p", "mu_q", "sigma_q"),
+    vectors=False,
+    positive=("sigma_p", "sigma_q"),
+    narrow=_normal_terms_narrow,
+    gradient=_normal_gradient,
+)
+def kl_normal(xp: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> Any:
+    r"""KL divergence between univariate Gaussians given by their standard deviations.
+
+    .. math::
+
+        D_{\mathrm{KL}}\big(\mathcal N(\mu_p, \sigma_p^2)\,\|\,\mathcal N(\mu_q, \sigma_q^2)\big)
+        = \ln\frac{\sigma_q}{\sigma_p} + \frac{\sigma_p^2 + (\mu_p - \mu_q)^2}{2\sigma_q^2} - \frac12
+
+    evaluated as :math:`\tfrac12\big(r^2 - 1 - \ln r^2\big) + \tfrac12\big((\mu_p-\mu_q)/\sigma_q\big)^2`
+    with :math:`r = \sigma_p/\sigma_q`: two non-negative terms, the first computed without cancellation.
+
+    Parameters
+    ----------
+    mu_p, sigma_p, mu_q, sigma_q
+        Means and standard deviations (``sigma > 0``); floats, numpy arrays or torch tensors that
+        broadcast together.
+
+    Returns
+    -------
+    The elementwise divergence in nats, of the kind of the inputs.
+
+    Raises
+    ------
+    ValueError
+        For NaN, infinite means, ``sigma <= 0`` or infinite sigma, or shapes that do not broadcast.
+    """
+    z = _scaled_difference(xp, mu_p, mu_q, sigma_q)
+    return half_g_of_ratio(xp, sigma_p, sigma_q) + half_square(z)
+
+
+@_gaussian_function(
+    ("mu_p", "logvar_p", "mu_q", "logvar_q"), vectors=True, narrow=_diag_kl_narrow, gradient=_diag_gradient
+)
+def kl_diag_normal(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> Any:
+    r"""KL divergence between Gaussians with diagonal covariances, summed over the last axis.
+
+    .. math::
+
+        D_{\mathrm{KL}}(p\,\|\,q) = \frac12 \sum_j \Big( \frac{\sigma_{p,j}^2}{\sigma_{q,j}^2}
+        + \frac{(\mu_{p,j} - \mu_{q,j})^2}{\sigma_{q,j}^2} - 1
+        - \ln\frac{\sigma_{p,j}^2}{\sigma_{q,j}^2} \Big),
+        \qquad \ln\sigma_{\cdot,j}^2 = \text{logvar}_{\cdot,j}
+
+    Each term is evaluated as :math:`\tfrac12(e^u - 1 - u) + \tfrac12 z^2` with
+    :math:`u = \text{logvar}_p - \text{logvar}_q` carried exactly and
+    :math:`z = (\mu_p - \mu_q)\,e^{-\text{logvar}_q/2}`, so nothing cancels and ``exp`` never overflows
+    before the true result does.
+
+    Parameters
+    ----------
+    mu_p, logvar_p, mu_q, logvar_q
+        Means and log-variances (natural log of the variance, not of the standard deviation), at least
+        1-D; the last axis is the dimension summed over, leading axes are a batch.
+
+    Returns
+    -------
+    The divergence in nats with the last axis summed out.
+
+    Raises
+    ------
+    ValueError
+        For NaN or infinite inputs, 0-d inputs, or shapes that do not broadcast.
+    """
+    return xp.sum(_diag_terms(xp, mu_p, logvar_p, mu_q, logvar_q), axis=-1)
+
+
+@_gaussian_function(("mu", "logvar"), vectors=True, narrow=_std_normal_kl_narrow, gradient=_std_normal_gradient)
+def kl_std_normal(xp: Any, mu: Any, logvar: Any) -> Any:
+    r"""The VAE KL term :math:`D_{\mathrm{KL}}(\mathcal N(\mu, \operatorname{diag} e^{\text{logvar}})\,\|\,\mathcal N(0, I))`.
+
+    .. math::
+
+        D_{\mathrm{KL}} = \frac12 \sum_j \big( \mu_j^2 + \sigma_j^2 - 1 - \ln \sigma_j^2 \big)
+        = -\frac12 \sum_j \big( 1 + \text{logvar}_j - \mu_j^2 - e^{\text{logvar}_j} \big)
+
+    summed over the last axis (the latent dimensions); average the result over the batch yourself.
+    Evaluated as :math:`\tfrac12\mu_j^2 + \tfrac12(e^{\ell} - 1 - \ell)` with the second term computed
+    without cancellation: the textbook form loses every digit for ``|logvar| < 1e-8``.
+
+    Raises
+    ------
+    ValueError
+        For NaN or infinite inputs, 0-d inputs, or shapes that do not broadcast.
+    """
+    return xp.sum(half_g_of_exact_diff(xp, logvar, None) + half_square(mu), axis=-1)
 
 
 @quiet_floating_point
