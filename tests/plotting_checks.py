@@ -1,10 +1,19 @@
 """Assertions shared by the tests of klbook.plotting (tests/conftest.py selects Agg and closes the figures)."""
+import numpy as np
+from matplotlib.collections import PathCollection, QuadMesh
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+
+from klbook.plotting.style import SMALLEST_FONT_PT, TEXT_WIDTH
 
 
 def assert_book_figure(fig):
-    """A white Figure whose axes are all labelled: a colorbar by its label, axes sharing x or y by one of the
-    group (panels sharing x carry the label once, on the bottom panel)."""
+    """A white Figure whose axes are all labelled, legible in the book's column and with nothing covering data.
+
+    Labelled: a colorbar by its label, axes sharing x or y by one of the group (panels sharing x carry the
+    label once, on the bottom panel). Legible and uncovered: see :func:`assert_legible`.
+    """
     assert isinstance(fig, Figure)
     assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
     for ax in fig.axes:
@@ -13,11 +22,79 @@ def assert_book_figure(fig):
             continue
         assert any(a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)), f"no x label on {ax}"
         assert any(a.get_ylabel() for a in ax.get_shared_y_axes().get_siblings(ax)), f"no y label on {ax}"
+    assert_legible(fig)
+
+
+def assert_legible(fig):
+    """What the book shows of ``fig`` is readable at 1280 px.
+
+    Its saved width (``bbox_inches="tight"``, as the inline backend saves it) is at most ``TEXT_WIDTH``
+    inches, so the column shows it unscaled; no text is smaller than ``SMALLEST_FONT_PT``; no legend
+    covers a drawn point of a line (reference lines across the whole axes excepted), a scatter marker or an
+    image.
+    """
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    width = fig.get_tightbbox(renderer).width
+    assert width <= TEXT_WIDTH + 0.05, f"figure is {width:.2f} in wide, more than the column's {TEXT_WIDTH}"
+    small = [(t.get_text(), t.get_fontsize()) for t in fig.findobj(lambda a: hasattr(a, "get_fontsize"))
+             if t.get_visible() and t.get_text().strip() and t.get_fontsize() < SMALLEST_FONT_PT - 1e-6]
+    assert not small, f"text smaller than {SMALLEST_FONT_PT} pt: {small[:5]}"
+    covered = legend_overlaps(fig)
+    assert not covered, f"legends cover data: {covered}"
+
+
+def _points(artist, ax):
+    """Display coordinates of what ``artist`` draws (lines densified, so a segment crossing a box counts)."""
+    if isinstance(artist, Line2D):
+        if artist.get_transform() != ax.transData:
+            return np.empty((0, 2))  # axhline / axvline: a reference spanning the axes, not data
+        xy = np.asarray(artist.get_xydata(), dtype=float)
+        if len(xy) > 1 and artist.get_linestyle() not in ("None", " ", ""):
+            t = np.linspace(0.0, 1.0, 12)[:, None, None]
+            xy = (xy[:-1][None] * (1 - t) + xy[1:][None] * t).reshape(-1, 2)
+        return artist.get_transform().transform(xy)
+    if isinstance(artist, PathCollection):
+        offsets = np.asarray(artist.get_offsets(), dtype=float)
+        return artist.get_offset_transform().transform(offsets) if offsets.size else np.empty((0, 2))
+    return np.empty((0, 2))
+
+
+def legend_overlaps(fig):
+    """Legends of ``fig`` that cover a drawn point, marker or image, as ``"legend texts: what"`` strings."""
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    found = []
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        name = ", ".join(t.get_text() for t in legend.get_texts())[:60]
+        for ax in fig.axes:
+            clip = ax.get_window_extent(renderer)
+            for artist in ax.get_children():
+                if not artist.get_visible():
+                    continue
+                if isinstance(artist, (AxesImage, QuadMesh)):
+                    extent = artist.get_window_extent(renderer)
+                    if box.overlaps(extent):
+                        found.append(f"{name}: an image")
+                    continue
+                xy = _points(artist, ax)
+                if not xy.size:
+                    continue
+                xy = xy[np.isfinite(xy).all(axis=1)]
+                inside_axes = ((xy[:, 0] >= clip.x0) & (xy[:, 0] <= clip.x1)
+                               & (xy[:, 1] >= clip.y0) & (xy[:, 1] <= clip.y1))
+                hit = (inside_axes & (xy[:, 0] > box.x0) & (xy[:, 0] < box.x1)
+                       & (xy[:, 1] > box.y0) & (xy[:, 1] < box.y1))
+                if hit.any():
+                    found.append(f"{name}: {artist.get_label() or type(artist).__name__}")
+    return found
 
 
 def legend_texts(ax):
-    """The texts of the legend of ``ax``, in order."""
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+    """The texts of the legend of ``ax`` (or, if it has none, of its figure's legend), in order."""
+    legend = ax.get_legend() or ax.figure.legends[0]
+    return [t.get_text() for t in legend.get_texts()]
 
 
 def labelled_lines(ax):

@@ -1,6 +1,5 @@
 """Tests of klbook.plotting.gaussians: the figures draw what the closed forms say, labelled."""
 import numpy as np
-import pytest
 
 from klbook import kl_normal
 from klbook.plotting.gaussians import (
@@ -16,13 +15,6 @@ def test_grid_matches_closed_form_and_minimum():
     np.testing.assert_allclose(kl, expected, rtol=1e-12, atol=1e-15)
     assert np.all(kl >= 0)
     np.testing.assert_allclose(kl, kl_normal(mu, sigma, 0.0, 1.0), rtol=1e-12, atol=1e-15)
-
-
-@pytest.mark.parametrize("bad", [dict(mu_range=(1, 1)), dict(sigma_range=(0, 1)), dict(sigma_range=(-1, 1)),
-                                 dict(n=1), dict(mu_range=(0, np.inf)), dict(mu_range="ab")])
-def test_grid_rejects_bad_input(bad):
-    with pytest.raises(ValueError):
-        vae_kl_grid(**bad)
 
 
 def test_plots_build_and_label():
@@ -42,16 +34,3 @@ def test_integrand_area_is_the_kl():
     assert abs(area - float(kl_normal(0.0, 1.0, 1.0, 2.0))) < 1e-4
 
 
-@pytest.mark.parametrize("args", [(0, 0, 1, 1), (0, 1, 1, -1), (np.nan, 1, 0, 1)])
-def test_integrand_rejects_bad_input(args):
-    with pytest.raises(ValueError):
-        plot_kl_integrand(*args)
-
-
-def test_other_validation():
-    with pytest.raises(ValueError):
-        plot_vae_kl_terms(mu_max=0)
-    with pytest.raises(ValueError):
-        plot_gaussian_kl_asymmetry(mean_offset=np.inf)
-    with pytest.raises(ValueError):
-        plot_gaussian_kl_asymmetry(scale_range=(0, 2))

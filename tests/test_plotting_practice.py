@@ -45,20 +45,6 @@ def test_relative_errors_are_drawn_clipped_to_floor_and_one(relative_errors_figu
     assert roundoff.get_ydata()[0] == 2.0**-53
 
 
-@pytest.mark.parametrize("x, errors, floor, match", [
-    (GRID[:1], {"a": [0.1]}, 1e-17, "at least 2"),
-    (GRID, {}, 1e-17, "at least one"),
-    (GRID, {"a": ERRORS["klbook"][:-1]}, 1e-17, "97 entries"),
-    (-GRID, ERRORS, 1e-17, "positive"),
-    (np.where(GRID > 1e-3, np.nan, GRID), ERRORS, 1e-17, "positive"),
-    (GRID, ERRORS, 0.0, "floor"),
-    (GRID, ERRORS, 1.0, "floor"),
-])
-def test_relative_errors_reject_bad_input(x, errors, floor, match):
-    with pytest.raises(ValueError, match=match):
-        plot_relative_errors(x, errors, floor=floor)
-
-
 # ---------------------------------------------------------------- plot_epsilon_hack
 
 P_EPS, Q_EPS = np.array([0.5, 0.3, 0.2]), np.array([0.6, 0.4, 0.0])
@@ -80,19 +66,6 @@ def test_epsilon_hack_curves_are_the_values_on_an_inverted_log_axis():
         np.testing.assert_array_equal(line.get_ydata(), values)
     # the hack's value is a statement about epsilon: it grows by p(x*) ln 10 = 0.2 ln 10 per decade
     np.testing.assert_allclose(np.diff(HACKS["replace zeros"]), 0.2 * np.log(10), rtol=1e-9)
-
-
-@pytest.mark.parametrize("eps, values, match", [
-    (EPSILONS, {}, "at least one"),
-    (EPSILONS, {"a": HACKS["replace zeros"][:-1]}, "15 entries"),
-    (-EPSILONS, HACKS, "positive"),
-    (np.where(EPSILONS < 1e-8, 0.0, EPSILONS), HACKS, "positive"),
-    (EPSILONS[:1], {"a": [1.0]}, "at least 2"),
-    (EPSILONS, {"a": np.where(EPSILONS < 1e-8, np.nan, 1.0)}, "finite"),
-])
-def test_epsilon_hack_rejects_bad_input(eps, values, match):
-    with pytest.raises(ValueError, match=match):
-        plot_epsilon_hack(eps, values)
 
 
 # ---------------------------------------------------------------- plot_estimator_bias_spread
@@ -129,9 +102,9 @@ def test_bias_spread_panels_are_labelled_with_legends(bias_spread_figure):
     fig, (left, right) = bias_spread_figure
     assert_book_figure(fig)
     assert left.get_xscale() == right.get_xscale() == right.get_yscale() == "log"
-    assert legend_texts(left) == ["k1 (exact)", "k2 (exact)", "k3 (exact)",
-                                  "k1 (measured)", "k2 (measured)", "k3 (measured)"]
-    assert legend_texts(right) == ["k1 (measured)", "k1 (exact)", "k2 (measured)", "k3 (measured)"]
+    # one legend for both panels, each label once
+    assert sorted(legend_texts(left)) == ["k1 (exact)", "k1 (measured)", "k2 (exact)", "k2 (measured)",
+                                          "k3 (exact)", "k3 (measured)"]
     assert "n = 50" in fig._suptitle.get_text()
 
 
@@ -163,25 +136,6 @@ def _study_args(**changes):
     args = dict(true_kl=true_kl, relative_bias=bias, bias_error=bias_se, relative_std=spread)
     args.update(changes)
     return args
-
-
-@pytest.mark.parametrize("changes, match", [
-    (dict(relative_std={"k1": STUDY[3]["k1"]}), "same estimators"),
-    (dict(true_kl=-STUDY[0]), "positive"),
-    (dict(true_kl=STUDY[0][:3]), "3 entries"),
-    (dict(relative_std={k: np.zeros(4) for k in ("k1", "k2", "k3")}), "positive"),
-    (dict(relative_bias={}, bias_error={}, relative_std={}), "at least one"),
-    (dict(bias_error={k: -np.ones(4) for k in ("k1", "k2", "k3")}), "negative"),
-    (dict(relative_bias={k: np.array([0.1, np.nan, 0.0, 0.2]) for k in ("k1", "k2", "k3")}), "finite"),
-])
-def test_bias_spread_rejects_bad_input(changes, match):
-    with pytest.raises(ValueError, match=match):
-        plot_estimator_bias_spread(**_study_args(**changes))
-
-
-def test_bias_spread_rejects_theory_of_wrong_length():
-    with pytest.raises(ValueError, match="4 entries"):
-        plot_estimator_bias_spread(**_study_args(), theory_std={"k1": np.ones(3)})
 
 
 # ---------------------------------------------------------------- plot_running_estimates
@@ -224,23 +178,6 @@ def test_running_estimates_without_spread_return_one_axes():
     assert legend_texts(ax) == ["k1", "k3", "exact"]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(truth=np.nan), "truth"),
-    (dict(truth=np.inf), "truth"),
-    (dict(n=RUN_N - RUN_N[0]), "positive"),
-    (dict(running={}), "at least one"),
-    (dict(running={"k1": RUNNING["k1"][:-1]}), "entries"),
-    (dict(spread={"k1": np.zeros(RUN_N.size)}), "positive"),
-    (dict(spread={"k1": RUN_SPREAD["k1"][:-1]}), "entries"),
-    (dict(running={"k1": np.where(RUN_N > 100, np.nan, RUNNING["k1"])}), "finite"),
-])
-def test_running_estimates_reject_bad_input(kwargs, match):
-    args = dict(n=RUN_N, running=RUNNING, truth=TRUTH)
-    args.update(kwargs)
-    with pytest.raises(ValueError, match=match):
-        plot_running_estimates(**args)
-
-
 # ---------------------------------------------------------------- plot_log_density_tails
 
 W_MIX, MU_MIX, SD_MIX = np.array([0.3, 0.7]), np.array([-2.0, 1.5]), np.array([0.6, 0.8])
@@ -263,18 +200,6 @@ def test_log_density_tails_leave_gaps_where_minus_infinity_and_mark_the_ends():
     first, last = np.flatnonzero(finite)[[0, -1]]
     np.testing.assert_array_equal(ends.get_xdata(), X_TAIL[[first, last]])
     np.testing.assert_array_equal(ends.get_ydata(), NAIVE[[first, last]])
-
-
-@pytest.mark.parametrize("x, curves, match", [
-    (X_TAIL, {}, "at least one"),
-    (X_TAIL, {"a": LSE[:-1]}, "181 entries"),
-    (X_TAIL[:1], {"a": LSE[:1]}, "at least 2"),
-    (np.stack([X_TAIL, X_TAIL]), {"a": LSE}, "1-D"),
-    (np.where(X_TAIL > 0, np.nan, X_TAIL), {"a": LSE}, "finite"),
-])
-def test_log_density_tails_reject_bad_input(x, curves, match):
-    with pytest.raises(ValueError, match=match):
-        plot_log_density_tails(x, curves)
 
 
 # ---------------------------------------------------------------- plot_em_progress
@@ -317,7 +242,7 @@ def em_figure():
 def test_em_progress_panels_are_labelled_with_legends(em_figure):
     fig, (left, right) = em_figure
     assert_book_figure(fig)
-    assert len(legend_texts(left)) == 2 and len(legend_texts(right)) == 1
+    assert len(legend_texts(left)) == 3  # one legend for both panels
     assert right.get_yscale() == "log"
 
 
@@ -347,19 +272,6 @@ def test_em_zero_gaps_are_left_out_of_the_log_axis():
     fig, (_, right) = plot_em_progress(ll, ll[:-1], em)
     np.testing.assert_array_equal(right.get_lines()[0].get_xdata(), [2])
     np.testing.assert_array_equal(right.get_lines()[0].get_ydata(), [0.5])
-
-
-@pytest.mark.parametrize("args, match", [
-    ((LL, ELBO_E[:-1], ELBO_M), "len"),
-    ((LL, ELBO_E, ELBO_M[:-1]), "len"),
-    ((LL[:-1], ELBO_E, ELBO_M), "len"),
-    ((LL[:2], ELBO_E[:1], ELBO_M[:1]), "at least 3"),
-    (([], [], []), "at least 3"),
-    ((np.where(np.arange(LL.size) == 3, np.nan, LL), ELBO_E, ELBO_M), "finite"),
-])
-def test_em_progress_rejects_bad_input(args, match):
-    with pytest.raises(ValueError, match=match):
-        plot_em_progress(*args)
 
 
 # ---------------------------------------------------------------- plot_temperature_softening
@@ -394,14 +306,3 @@ def test_temperature_class_axis_is_labelled():
     assert ax.get_xlabel()
 
 
-@pytest.mark.parametrize("probabilities, class_labels, match", [
-    ({}, None, "at least one"),
-    ({"a": [0.5, 0.5], "b": [0.2, 0.3, 0.5]}, None, "same number of classes"),
-    ({"a": [0.5, 0.5]}, ["one"], "2 entries"),
-    ({"a": [1.0]}, None, "at least 2"),
-    ({"a": [np.nan, 1.0]}, None, "finite|probabilit"),
-    ({"a": [-0.5, 1.5]}, None, "probabilit|negative"),
-])
-def test_temperature_rejects_bad_input(probabilities, class_labels, match):
-    with pytest.raises(ValueError, match=match):
-        plot_temperature_softening(probabilities, class_labels=class_labels)

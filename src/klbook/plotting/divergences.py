@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import Normalize
 
-from ._validate import as_1d, positive_number, require_finite, require_positive, require_same_length
-from .style import book_style, new_figure
+from .style import TEXT_WIDTH, book_style, label_contours, new_figure
 
 __all__ = [
     "plot_pointwise_integrand",
@@ -49,18 +48,8 @@ def plot_pointwise_integrand(
     p_label, q_label, x_label
         Legend entries and the horizontal axis label.
 
-    Raises
-    ------
-    ValueError
-        If the arrays are not 1-D of one length (at least 2), ``x`` is not finite, or ``p`` or ``q`` is not
-        finite and strictly positive.
     """
-    x_, p_, q_ = as_1d("x", x), as_1d("p", p), as_1d("q", q)
-    require_same_length(x=x_, p=p_, q=q_)
-    require_finite("x", x_)
-    for name, density in (("p", p_), ("q", q_)):
-        if not (np.isfinite(density).all() and (density > 0).all()):
-            raise ValueError(f"p and q must be finite and strictly positive on the grid; {name} is not")
+    x_, p_, q_ = (np.asarray(a, dtype=float) for a in (x, p, q))
     integrand = p_ * np.log(p_ / q_)
     with book_style():
         fig, (top, bottom) = new_figure(2, 1, height=5.0, sharex=True)
@@ -102,36 +91,19 @@ def plot_bernoulli_kl(
     vmax
         Upper end of the colour scale in nats; larger values are drawn in the top colour.
 
-    Raises
-    ------
-    ValueError
-        If ``table`` is not a finite ``(n, n)`` array for ``n = len(grid)``, ``rows`` is empty or holds
-        something other than indices into ``grid``, or ``vmax`` is not positive.
     """
-    grid_ = as_1d("grid", grid)
-    require_finite("grid", grid_)
-    table_ = np.asarray(table, dtype=float)
-    if table_.shape != (grid_.size, grid_.size):
-        raise ValueError(f"table must have shape {(grid_.size, grid_.size)}, got {table_.shape}")
-    require_finite("table", table_)
+    grid_, table_ = np.asarray(grid, dtype=float), np.asarray(table, dtype=float)
     rows_ = np.asarray(rows)
-    if rows_.ndim != 1 or rows_.size == 0:
-        raise ValueError(f"rows must name at least one row to draw (a 1-D sequence of indices), got {rows!r}")
-    if not np.issubdtype(rows_.dtype, np.integer):
-        raise ValueError(f"rows must be integer indices into grid, got {rows!r}")
-    if rows_.min() < 0 or rows_.max() >= grid_.size:
-        raise ValueError(f"rows must be indices between 0 and {grid_.size - 1} (one per grid point), got {rows!r}")
-    positive_number("vmax", vmax)
     with book_style():
-        fig, (left, right) = new_figure(1, 2, width=9.0, height=3.8)
+        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=3.4)
         left.grid(False)
         image = left.pcolormesh(grid_, grid_, table_, shading="nearest", cmap="viridis",
                                 norm=Normalize(vmin=0.0, vmax=vmax))
         contours = left.contour(grid_, grid_, table_, levels=[0.1, 0.5, 1.0, 2.0], colors="white",
                                 linewidths=0.8)
-        left.clabel(contours, fmt="%.1f", fontsize=8)
-        left.set_xlabel("$b$ (success probability of $Q$)")
-        left.set_ylabel("$a$ (success probability of $P$)")
+        label_contours(left, contours, "%.1f")
+        left.set_xlabel("$b$ (for $Q$)")
+        left.set_ylabel("$a$ (for $P$)")
         left.set_title(r"$D_{\mathrm{KL}}(\mathrm{Bern}(a)\,\|\,\mathrm{Bern}(b))$")
         colorbar = fig.colorbar(image, ax=left)
         colorbar.set_label("nats")
@@ -141,7 +113,7 @@ def plot_bernoulli_kl(
         right.set_xlabel("$b$")
         right.set_ylabel("divergence (nats)")
         right.set_title("rows of the heat map")
-        right.legend()
+        right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
         fig.tight_layout()
     return fig, (left, right)
 
@@ -169,20 +141,8 @@ def plot_asymmetry(
     log_x
         Draw the horizontal axis on a log scale.
 
-    Raises
-    ------
-    ValueError
-        If the arrays are not 1-D of one length (at least 2), a value is not finite, or ``log_x`` is set and
-        ``x`` has a value <= 0.
     """
-    x_, f_, r_ = as_1d("x", x), as_1d("forward", forward), as_1d("reverse", reverse)
-    require_same_length(x=x_, forward=f_, reverse=r_)
-    if log_x:
-        require_positive("x", x_, "it is drawn on a log axis")
-    else:
-        require_finite("x", x_)
-    require_finite("forward", f_)
-    require_finite("reverse", r_)
+    x_, f_, r_ = (np.asarray(a, dtype=float) for a in (x, forward, reverse))
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.6)
         ax.plot(x_, f_, label=forward_label, color="C0")
@@ -206,23 +166,9 @@ def plot_f_generators(t: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]:
     curves
         Legend entry -> values of :math:`f` on the grid (finite).
 
-    Raises
-    ------
-    ValueError
-        If ``curves`` is empty, ``t`` has a value that is not finite and > 0, or a curve is not a finite 1-D
-        array of the length of ``t``.
     """
-    t_ = as_1d("t", t)
-    require_positive("t", t_, "likelihood ratios t = p/q > 0")
-    if not curves:
-        raise ValueError("curves must contain at least one generator")
-    arrays = {}
-    for label, values in curves.items():
-        values_ = as_1d(f"curves[{label!r}]", values)
-        if values_.size != t_.size:
-            raise ValueError(f"arrays must have the same length, got t: {t_.size}, curves[{label!r}]: {values_.size}")
-        require_finite(f"curves[{label!r}]", values_)
-        arrays[label] = values_
+    t_ = np.asarray(t, dtype=float)
+    arrays = {label: np.asarray(values, dtype=float) for label, values in curves.items()}
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.8)
         for index, (label, values_) in enumerate(arrays.items()):
@@ -231,7 +177,7 @@ def plot_f_generators(t: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]:
         ax.axhline(0.0, color="0.5", linewidth=0.8)
         ax.set_xlabel("likelihood ratio $t = p(x)/q(x)$")
         ax.set_ylabel("$f(t)$")
-        ax.legend(fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         fig.tight_layout()
     return fig, ax
 
@@ -248,19 +194,9 @@ def plot_pinsker(kl: Any, tv: Any, *, kl_max: float | None = None) -> tuple[Any,
     kl_max
         Right end of the horizontal axis, positive (default: the largest KL value).
 
-    Raises
-    ------
-    ValueError
-        If ``kl`` and ``tv`` are not 1-D of one length (at least 2), ``kl`` is not finite and non-negative,
-        ``tv`` is not finite, or the right end of the axis is not positive.
     """
-    kl_, tv_ = as_1d("kl", kl), as_1d("tv", tv)
-    require_same_length(kl=kl_, tv=tv_)
-    if not np.isfinite(kl_).all() or (kl_ < 0).any():
-        raise ValueError("kl must be finite and non-negative")
-    require_finite("tv", tv_)
-    right_end = positive_number("kl_max (the right end of the axis, default max(kl))",
-                                float(kl_.max()) if kl_max is None else float(kl_max))
+    kl_, tv_ = np.asarray(kl, dtype=float), np.asarray(tv, dtype=float)
+    right_end = float(kl_.max()) if kl_max is None else float(kl_max)
     d = np.linspace(0.0, right_end, 400)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.8)
@@ -292,16 +228,8 @@ def plot_epsilon_dependence(
     note
         Optional text written in the lower right corner (for example the true, infinite value).
 
-    Raises
-    ------
-    ValueError
-        If the arrays are not 1-D of one length (at least 2), ``eps`` is not finite and positive, or
-        ``values`` is not finite.
     """
-    eps_, values_ = as_1d("eps", eps), as_1d("values", values)
-    require_same_length(eps=eps_, values=values_)
-    require_positive("eps", eps_, "it is drawn on a log axis")
-    require_finite("values", values_)
+    eps_, values_ = np.asarray(eps, dtype=float), np.asarray(values, dtype=float)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.4)
         ax.plot(eps_, values_, marker="o", color="C3", label=slope_label or "smoothed divergence")

@@ -15,15 +15,14 @@ import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 from matplotlib.patches import Ellipse
 
 from ..gaussian import normal_logpdf
 from ..mixtures import kl_normal_mixture, mixture_logpdf
-from ._validate import (
-    check_count, check_range, finite_number, points_2d, require_finite, require_one_per, require_positive)
-from .style import book_style, new_figure
+from .style import TEXT_WIDTH, book_style, label_contours, legend_below, legend_beside, new_figure
 
 __all__ = [
     "plot_mixture_fits",
@@ -64,22 +63,17 @@ def plot_mixture_fits(
     *,
     x_range: tuple[float, float] | None = None,
     n: int = 801,
-    ax: Any = None,
 ) -> tuple[Any, Any]:
     """The mixture density p (shaded) and Gaussian densities ``N(mu, sigma^2)`` drawn over it.
 
-    ``fits`` is a sequence of ``(label, mu, sigma)`` (any number: colours and line styles cycle); ``ax`` draws
-    into existing axes; ``n >= 2`` is the number of grid points.
+    ``fits`` is a sequence of ``(label, mu, sigma)`` (any number: colours and line styles cycle), listed in
+    a legend under the axes; ``n >= 2`` is the number of grid points.
     """
-    n = check_count("n", n)
-    low, high = check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
+    low, high = x_range if x_range is not None else _mixture_range(means, stds)
     x = np.linspace(low, high, n)
     density = np.exp(mixture_logpdf(x, weights, means, stds))
     with book_style():
-        if ax is None:
-            fig, ax = new_figure(width=6.4, height=3.4)
-        else:
-            fig = ax.figure
+        fig, ax = new_figure(width=6.4, height=3.4 + 0.25 * (len(fits) + 1) / 2, layout="constrained")
         ax.fill_between(x, density, color="C0", alpha=0.25, label="$p$ (the mixture)")
         ax.plot(x, density, color="C0", linewidth=1.0)
         for (label, mu, sigma), (color, style) in zip(fits, _fit_styles()):
@@ -87,8 +81,7 @@ def plot_mixture_fits(
         ax.set_xlabel("$x$")
         ax.set_ylabel("density")
         ax.set_ylim(bottom=0.0)
-        ax.legend(loc="upper left", fontsize=8)
-        fig.tight_layout()
+        legend_below(fig, ax)
     return fig, ax
 
 
@@ -108,10 +101,7 @@ def reverse_kl_grid(
     mu, sigma, divergence
         Arrays of shape ``(n, n)``; ``mu`` varies along axis 1, ``sigma`` along axis 0.
     """
-    mu_lo, mu_hi = check_range("mu_range", mu_range)
-    s_lo, s_hi = check_range("sigma_range", sigma_range, positive=True)
-    n = check_count("n", n)
-    mu, sigma = np.meshgrid(np.linspace(mu_lo, mu_hi, n), np.geomspace(s_lo, s_hi, n))
+    mu, sigma = np.meshgrid(np.linspace(*mu_range, n), np.geomspace(*sigma_range, n))
     return mu, sigma, kl_normal_mixture(mu, sigma, weights, means, stds, "reverse")
 
 
@@ -140,41 +130,23 @@ def plot_reverse_landscape(
         Contour levels (nats), finite and increasing; by default the rungs of a fixed ladder (0.3, 0.4, ...,
         20 nats) that lie between the smallest and the largest value on the grid, or, if fewer than two
         rungs do (a landscape zoomed in on a minimum), evenly spaced round levels across its range.
-
-    Raises
-    ------
-    ValueError
-        If ``grid``, ``paths`` or ``levels`` are not as described above, or the divergence is constant on
-        the grid (there is nothing to contour).
     """
-    if len(grid) != 3:
-        raise ValueError(f"grid must be (mu, sigma, divergence) as reverse_kl_grid returns, got {len(grid)} arrays")
     mu, sigma, div = (np.asarray(a, dtype=float) for a in grid)
-    if div.ndim != 2 or min(div.shape) < 2 or mu.shape != div.shape or sigma.shape != div.shape:
-        raise ValueError(f"mu, sigma and divergence must be 2-D arrays of one shape (at least 2 x 2), got shapes "
-                         f"{mu.shape}, {sigma.shape} and {div.shape}")
-    require_finite("mu", mu)
-    require_positive("sigma", sigma, "standard deviations, drawn on a log axis")
-    require_finite("divergence", div)
-    paths = [points_2d(f"paths[{i}]", path, rows="steps") for i, path in enumerate(paths)]
+    paths = [np.asarray(path, dtype=float) for path in paths]
     low, top = float(np.min(div)), float(np.max(div))
-    if low == top:
-        raise ValueError(f"the divergence is constant on the grid ({top!r}); there is no landscape to contour")
     if levels is None:
         levels = [lv for lv in _LADDER if low < lv < top]
         if len(levels) < 2:
             levels = [float(lv) for lv in mticker.MaxNLocator(nbins=8).tick_values(low, top) if low < lv < top]
     else:
         levels = [float(lv) for lv in levels]
-        if not levels or not np.isfinite(levels).all() or np.any(np.diff(levels) <= 0):
-            raise ValueError(f"levels must be a non-empty, increasing sequence of finite numbers, got {levels!r}")
     bottom = min(0.0, low)  # the filled map starts at 0 nats (or below, for round-off below 0)
     with book_style():
-        fig, ax = new_figure(width=6.4, height=4.4)
+        fig, ax = new_figure(width=6.4, height=5.0, layout="constrained")
         filled = ax.contourf(mu, sigma, div, levels=[bottom] + [lv for lv in levels if lv > bottom],
                              cmap="viridis_r", extend="max")
         lines = ax.contour(mu, sigma, div, levels=levels, colors="white", linewidths=0.5)
-        ax.clabel(lines, fmt="%g", fontsize=7)
+        label_contours(ax, lines)
         for i, path in enumerate(paths):
             ax.plot(path[:, 0], path[:, 1], color="black", linewidth=1.2,
                     label="gradient-descent paths" if i == 0 else None)
@@ -184,7 +156,7 @@ def plot_reverse_landscape(
             ax.plot(m, s, marker="*", color="red", markersize=14, linestyle="none",
                     label="local minima" if i == 0 else None)
             ax.annotate(f"D = {d:.3f}", (m, s), textcoords="offset points", xytext=(10, -16), color="red",
-                        fontsize=9, fontweight="bold",
+                        fontweight="bold",
                         bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
         for i, (m, s) in enumerate(saddles):
             ax.plot(m, s, marker="X", color="orange", markersize=10, linestyle="none",
@@ -201,8 +173,7 @@ def plot_reverse_landscape(
         colorbar = fig.colorbar(filled, ax=ax, format=mticker.FormatStrFormatter("%g"))
         colorbar.set_label(r"$D_{\mathrm{KL}}(q\,\|\,p)$ (nats)")
         if ax.get_legend_handles_labels()[0]:  # minima, saddles or paths were drawn
-            ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
-        fig.tight_layout()
+            legend_below(fig, ax)
     return fig, ax
 
 
@@ -217,51 +188,40 @@ def plot_iterates(
     x_range: tuple[float, float] | None = None,
     n: int = 401,
 ) -> tuple[Any, Any]:
-    r"""Small multiples: one row per optimisation run, one column per selected step.
+    r"""One panel per optimisation run, stacked, each with the iterates at the selected steps overlaid.
 
-    Each panel shows the mixture p (shaded) and the iterate :math:`q_t = \mathcal N(\mu_t, \sigma_t^2)`
-    (line), with :math:`D_{\mathrm{KL}}(q_t\,\|\,p)` computed by quadrature. ``paths[i][t]`` is
-    ``(mu_t, sigma_t)``; each path is an array of shape ``(steps, 2)``, and ``row_labels`` (default
-    "density") has one entry per path.
+    Each panel shows the mixture p (shaded) and the iterates :math:`q_t = \mathcal N(\mu_t, \sigma_t^2)`
+    at ``steps`` (orange, later steps darker and solid), with :math:`D_{\mathrm{KL}}(q_t\,\|\,p)` from
+    :func:`klbook.mixtures.kl_normal_mixture` in the legend beside the panel. ``paths[i][t]`` is
+    ``(mu_t, sigma_t)``; each path is an array of shape ``(steps, 2)``, and ``row_labels`` (the panel
+    titles) has one entry per path. Panels are stacked rather than set side by side so that each stays
+    wide enough to read on a phone.
     """
-    if len(paths) == 0:
-        raise ValueError("paths must contain at least one path (the rows of the figure)")
-    if len(steps) == 0:
-        raise ValueError("steps must contain at least one step (the columns of the figure)")
-    paths = [points_2d(f"paths[{i}]", path, rows="steps") for i, path in enumerate(paths)]
-    require_one_per("row_labels", row_labels, len(paths), "path")
-    n = check_count("n", n)
-    low, high = check_range("x_range", x_range) if x_range is not None else _mixture_range(means, stds)
-    for step in steps:
-        for path in paths:
-            if not 0 <= step < len(path):
-                raise ValueError(f"step {step} is outside a path of {len(path)} iterates")
+    paths = [np.asarray(path, dtype=float) for path in paths]
+    low, high = x_range if x_range is not None else _mixture_range(means, stds)
     x = np.linspace(low, high, n)
     density = np.exp(mixture_logpdf(x, weights, means, stds))
-    rows, cols = len(paths), len(steps)
+    shades = plt.get_cmap("Oranges")(np.linspace(0.45, 1.0, len(steps)))
     with book_style():
-        fig, axes = new_figure(rows, cols, width=1.6 * cols + 0.7, height=1.5 * rows + 0.5, sharex=True,
+        fig, axes = new_figure(len(paths), 1, width=TEXT_WIDTH, height=1.7 * len(paths) + 0.5, sharex=True,
                                sharey=True, squeeze=False)
-        top = 0.0
-        for i, path in enumerate(paths):
+        axes = axes[:, 0]
+        top = float(density.max())
+        for i, (ax, path) in enumerate(zip(axes, paths)):
+            ax.fill_between(x, density, color="C0", alpha=0.3, linewidth=0, label="$p$")
             for j, step in enumerate(steps):
-                ax = axes[i, j]
                 mu, sigma = (float(v) for v in path[step])
                 q = np.exp(normal_logpdf(x, mu, sigma))
-                top = max(top, float(q.max()), float(density.max()))
+                top = max(top, float(q.max()))
                 div = float(kl_normal_mixture(mu, sigma, weights, means, stds, "reverse"))
-                ax.fill_between(x, density, color="C0", alpha=0.3, linewidth=0)
-                ax.plot(x, q, color="C1", linewidth=1.5)
-                ax.text(0.04, 0.95, f"D = {div:.3f}", transform=ax.transAxes, fontsize=8, va="top")
-                if i == 0:
-                    ax.set_title(f"step {step}", fontsize=9)
-                if j == 0:
-                    ax.set_ylabel(row_labels[i] if row_labels is not None else "density", fontsize=8)
-                if i == rows - 1:
-                    ax.set_xlabel("$x$", fontsize=8)
-                ax.tick_params(labelsize=8)
-        axes[0, 0].set_ylim(0.0, 1.05 * top)
-        fig.tight_layout(pad=0.4)
+                ax.plot(x, q, color=shades[j], linewidth=1.8, linestyle="-" if j == len(steps) - 1 else "--",
+                        label=f"step {step}: D = {div:.3f}")
+            ax.set_title(row_labels[i] if row_labels is not None else f"run {i + 1}", loc="left")
+            ax.set_ylabel("density")
+            legend_beside(ax)
+        axes[-1].set_xlabel("$x$")
+        axes[0].set_ylim(0.0, 1.05 * top)
+        fig.tight_layout()
     return fig, axes
 
 
@@ -282,35 +242,11 @@ def plot_separation_scan(
     global minimum, the separation ``bimodal`` beyond which p has two modes, and the horizontal
     ``asymptote`` (:math:`\ln 2`) that the one-mode divergence approaches. An optional key ``color`` sets
     a branch's colour.
-
-    Raises
-    ------
-    ValueError
-        If there is no branch, a branch lacks a key, has another ``kind``, or its arrays are not finite, 1-D
-        and of one shape, or one of ``fold``, ``switch``, ``bimodal``, ``asymptote`` is not finite.
     """
-    if len(branches) == 0:
-        raise ValueError("branches must contain at least one branch")
-    checked = []
-    for k, b in enumerate(branches):
-        missing = [key for key in ("separation", "mu", "divergence", "kind", "label") if key not in b]
-        if missing:
-            raise ValueError(f"branch {k} lacks the keys {', '.join(missing)}")
-        if b["kind"] not in ("minimum", "saddle"):
-            raise ValueError(f"branch {k} ({b['label']!r}) has kind {b['kind']!r}; kind must be 'minimum' or 'saddle'")
-        arrays = {key: np.asarray(b[key], dtype=float) for key in ("separation", "mu", "divergence")}
-        shapes = {key: a.shape for key, a in arrays.items()}
-        if len(set(shapes.values())) != 1 or arrays["separation"].ndim != 1 or arrays["separation"].size == 0:
-            raise ValueError(f"branch {k} ({b['label']!r}): separation, mu and divergence must be non-empty 1-D "
-                             f"arrays of one shape, got shapes {shapes}")
-        for key, a in arrays.items():
-            require_finite(f"branch {k} ({b['label']!r}) {key}", a)
-        checked.append({**b, **arrays})
-    branches = checked
-    for name, value in (("fold", fold), ("switch", switch), ("bimodal", bimodal), ("asymptote", asymptote)):
-        finite_number(name, value)
+    branches = [{**b, **{key: np.asarray(b[key], dtype=float) for key in ("separation", "mu", "divergence")}}
+                for b in branches]
     with book_style():
-        fig, axes = new_figure(1, 2, width=9.0, height=3.6)
+        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=4.6, layout="constrained")
         ax = axes[0]
         d_all = np.concatenate([b["separation"] for b in branches])
         d_line = np.linspace(0.0, float(d_all.max()), 2)
@@ -324,7 +260,6 @@ def plot_separation_scan(
             ax.axvline(value, color=color, linewidth=0.8)
         ax.set_xlabel("separation $d$ of the component means")
         ax.set_ylabel(r"mean $\mu$ of the stationary $q$")
-        ax.legend(loc="upper left", fontsize=7)
         ax = axes[1]
         for k, b in enumerate(branches):
             if b["kind"] != "minimum":
@@ -336,8 +271,7 @@ def plot_separation_scan(
         ax.axvline(switch, color="C2", linewidth=0.8, label=f"they become global, d = {switch:.3f}")
         ax.set_xlabel("separation $d$ of the component means")
         ax.set_ylabel(r"$D_{\mathrm{KL}}(q\,\|\,p)$ at the minimum (nats)")
-        ax.legend(loc="upper left", fontsize=7)
-        fig.tight_layout()
+        legend_below(fig, *axes)
     return fig, axes
 
 
@@ -349,15 +283,9 @@ def _ellipse(center: np.ndarray, cov: np.ndarray, radius: float, **kwargs: Any) 
 
 
 def _gaussian_2d(mean: Any, cov: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``mean`` and ``cov`` of a 2-D Gaussian as float arrays, checked (ValueError naming the argument)."""
+    """``mean`` and ``cov`` of a 2-D Gaussian as float arrays."""
     mean = np.asarray(mean, dtype=float)
     cov = np.asarray(cov, dtype=float)
-    if mean.shape != (2,) or cov.shape != (2, 2):
-        raise ValueError(f"mean must have shape (2,) and cov (2, 2), got {mean.shape} and {cov.shape}")
-    require_finite("mean", mean)
-    require_finite("cov", cov)
-    if not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() <= 0:
-        raise ValueError(f"cov must be symmetric positive definite, got {cov.tolist()}")
     return mean, cov
 
 
@@ -374,32 +302,12 @@ def plot_factorised_fits(
     default r = 2, which encloses :math:`1 - e^{-2}\approx 86\%` of the mass in two dimensions).
     ``fits`` is a sequence of ``(label, mean, variances)`` of diagonal Gaussians, any number of them
     (colours and line styles cycle).
-
-    Raises
-    ------
-    ValueError
-        If ``mean`` is not a finite array of shape (2,), ``cov`` not a symmetric positive definite (2, 2)
-        array, ``radii`` empty or not positive, or a fit's mean and variances not of shape (2,) with finite
-        entries and positive variances.
     """
     mean, cov = _gaussian_2d(mean, cov)
     radii = np.asarray(radii, dtype=float)
-    if radii.ndim != 1 or radii.size == 0:
-        raise ValueError(f"radii is empty; it needs at least one radius (got shape {radii.shape})")
-    if not (np.isfinite(radii).all() and (radii > 0).all()):
-        raise ValueError(f"radii must be finite and positive, got {radii.tolist()}")
-    checked = []
-    for label, m, variances in fits:
-        m, variances = np.asarray(m, dtype=float), np.asarray(variances, dtype=float)
-        if m.shape != (2,) or variances.shape != (2,):
-            raise ValueError(f"fit {label!r}: mean and variances must have shape (2,), got {m.shape} and "
-                             f"{variances.shape}")
-        require_finite(f"fit {label!r}: mean", m)
-        if not (np.isfinite(variances).all() and (variances > 0).all()):
-            raise ValueError(f"fit {label!r}: variances must be finite and positive, got {variances.tolist()}")
-        checked.append((label, m, variances))
+    checked = [(label, np.asarray(m, dtype=float), np.asarray(v, dtype=float)) for label, m, v in fits]
     with book_style():
-        fig, ax = new_figure(width=5.2, height=4.6)
+        fig, ax = new_figure(width=TEXT_WIDTH, height=4.4)
         for k, r in enumerate(radii):
             ax.add_patch(_ellipse(mean, cov, r, facecolor="C0", alpha=0.25 if k == 0 else 0.1,
                                   edgecolor="C0", linewidth=1.5,
@@ -415,7 +323,7 @@ def plot_factorised_fits(
         ax.set_aspect("equal")
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
-        ax.legend(loc="upper left", fontsize=8)
+        legend_beside(ax)
         fig.tight_layout()
     return fig, ax
 
@@ -436,28 +344,11 @@ def plot_coordinate_ascent(
     the start first; each coordinate update moves one entry, so the path runs parallel to the axes), and
     the contours of q at the iterates listed in ``ellipse_steps`` (negative indices count from the end),
     all with the fixed ``variances`` the updates give, :math:`v_j = 1/\Lambda_{jj}`.
-
-    Raises
-    ------
-    ValueError
-        If ``mean`` is not a finite array of shape (2,), ``cov`` not a symmetric positive definite (2, 2)
-        array, ``path`` not a finite array of shape (n, 2) with n >= 1, ``variances`` not two finite
-        positive numbers, ``radius`` not positive, or a step in ``ellipse_steps`` outside the path.
     """
     mean, cov = _gaussian_2d(mean, cov)
-    path = points_2d("path", path, rows="iterates")
+    path = np.asarray(path, dtype=float)
     variances = np.asarray(variances, dtype=float)
-    if variances.shape != (2,):
-        raise ValueError(f"variances must have shape (2,), got {variances.shape}")
-    require_positive("variances", variances, "they are the variances of q's two factors")
-    radius = float(radius)
-    if not (np.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be finite and positive, got {radius!r}")
-    steps = []
-    for step in ellipse_steps:
-        if not -len(path) <= step < len(path):
-            raise ValueError(f"ellipse_steps: step {step} is outside a path of {len(path)} iterates")
-        steps.append(step % len(path))
+    steps = [step % len(path) for step in ellipse_steps]
     with book_style():
         fig, ax = new_figure(width=5.6, height=5.2)
         ax.add_patch(_ellipse(mean, cov, radius, facecolor="C0", alpha=0.25, edgecolor="C0", linewidth=1.5,
@@ -485,6 +376,6 @@ def plot_coordinate_ascent(
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
         # below the axes: inside, it would cover the ellipses
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
         fig.tight_layout()
     return fig, ax

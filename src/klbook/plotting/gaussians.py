@@ -17,8 +17,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 
 from ..gaussian import kl_normal, kl_std_normal, normal_logpdf
-from ._validate import check_count, check_range, finite_number, positive_number
-from .style import book_style, new_figure
+from .style import TEXT_WIDTH, book_style, label_contours, new_figure
 
 __all__ = [
     "vae_kl_grid",
@@ -48,16 +47,8 @@ def vae_kl_grid(
     -------
     mu, sigma, kl
         Arrays of shape ``(n, n)`` (``mu`` varies along axis 1, ``sigma`` along axis 0).
-
-    Raises
-    ------
-    ValueError
-        For ranges that are not finite increasing pairs, a non-positive ``sigma`` bound, or ``n < 2``.
     """
-    mu_lo, mu_hi = check_range("mu_range", mu_range)
-    s_lo, s_hi = check_range("sigma_range", sigma_range, positive=True)
-    n = check_count("n", n)
-    mu, sigma = np.meshgrid(np.linspace(mu_lo, mu_hi, n), np.geomspace(s_lo, s_hi, n))
+    mu, sigma = np.meshgrid(np.linspace(*mu_range, n), np.geomspace(*sigma_range, n))
     kl = kl_std_normal(mu[..., None], 2.0 * np.log(sigma)[..., None])
     return mu, sigma, kl
 
@@ -70,18 +61,7 @@ def plot_kl_integrand(
     Both densities are :math:`\mathcal N(\mu, \sigma^2)` with ``sigma`` a standard deviation. The area
     under the integrand (shaded; negative where q > p) equals :func:`klbook.kl_normal`, which is shown in
     the legend.
-
-    Raises
-    ------
-    ValueError
-        For a non-positive or non-finite ``sigma``, a non-finite mean, or ``n < 2``.
     """
-    n = check_count("n", n)
-    for name, value in (("mu_p", mu_p), ("mu_q", mu_q)):
-        finite_number(name, value)
-    for name, value in (("sigma_p", sigma_p), ("sigma_q", sigma_q)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive finite standard deviation, got {value!r}")
     low = min(mu_p - 4.5 * sigma_p, mu_q - 4.5 * sigma_q)
     high = max(mu_p + 4.5 * sigma_p, mu_q + 4.5 * sigma_q)
     x = np.linspace(low, high, n)
@@ -90,7 +70,7 @@ def plot_kl_integrand(
     integrand = np.exp(log_p) * (log_p - log_q)
     kl = float(kl_normal(mu_p, sigma_p, mu_q, sigma_q))
     with book_style():
-        fig, ax = new_figure()
+        fig, ax = new_figure(width=TEXT_WIDTH, height=3.4)
         ax.plot(x, np.exp(log_p), color="C0", label=rf"$p = \mathcal{{N}}({mu_p:g}, {sigma_p:g}^2)$")
         ax.plot(x, np.exp(log_q), color="C1", label=rf"$q = \mathcal{{N}}({mu_q:g}, {sigma_q:g}^2)$")
         ax.plot(x, integrand, color="C2", label=r"$p(x)\,\ln\frac{p(x)}{q(x)}$")
@@ -98,7 +78,7 @@ def plot_kl_integrand(
         ax.axhline(0.0, color="0.3", linewidth=0.8)
         ax.set_xlabel("$x$")
         ax.set_ylabel("density / integrand")
-        ax.legend(loc="upper left", fontsize=9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         fig.tight_layout()
     return fig, ax
 
@@ -121,9 +101,9 @@ def plot_vae_kl_map(
         fig, ax = new_figure(width=6.4, height=4.2)
         filled = ax.contourf(mu, sigma, kl, levels=levels, cmap="viridis", extend="max")
         lines = ax.contour(mu, sigma, kl, levels=levels[1:], colors="white", linewidths=0.6)
-        ax.clabel(lines, fmt="%g", fontsize=8)
+        label_contours(ax, lines)
         ax.plot([0.0], [1.0], marker="*", markersize=12, color="red", linestyle="none")
-        ax.set_title(r"red star: the minimum, KL = 0 at $\mu = 0,\ \sigma = 1$", fontsize=10)
+        ax.set_title(r"red star: the minimum, KL = 0 at $\mu = 0,\ \sigma = 1$")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
         ax.set_xlabel(r"mean $\mu$ of $q$")
@@ -151,20 +131,19 @@ def plot_vae_kl_terms(
     fig, axes
         The figure and its two axes.
     """
-    positive_number("mu_max", mu_max)
-    s_lo, s_hi = check_range("sigma_range", sigma_range, positive=True)
-    n = check_count("n", n)
+    s_lo, s_hi = sigma_range
     mu = np.linspace(-mu_max, mu_max, n)
     sigma = np.linspace(s_lo, s_hi, n)
     mean_term = kl_std_normal(mu[:, None], np.zeros((n, 1)))
     variance_term = kl_std_normal(np.zeros((n, 1)), 2.0 * np.log(sigma)[:, None])
     with book_style():
-        fig, axes = new_figure(1, 2, width=8.0, height=3.4)
+        # constrained layout: room for the legend under the panels, where it covers no curve
+        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=4.0, layout="constrained")
         ax = axes[0]
         ax.plot(mu, mean_term, color="C0", label=r"mean term $\frac{1}{2}\mu^2$ (at $\sigma = 1$)")
+        ax.set_title(r"mean term $\frac{1}{2}\mu^2$ (at $\sigma = 1$)")
         ax.set_xlabel(r"mean $\mu$ of $q$")
         ax.set_ylabel("KL contribution (nats)")
-        ax.legend(loc="upper center", fontsize=8)
         ax = axes[1]
         ax.plot(sigma, variance_term, color="C1", linewidth=2,
                 label=r"variance term $\frac{1}{2}(\sigma^2 - 1 - \ln\sigma^2)$")
@@ -173,10 +152,10 @@ def plot_vae_kl_terms(
         ax.plot(sigma, -np.log(sigma), color="C3", linestyle=":", label=r"$-\frac{1}{2}\ln\sigma^2$")
         ax.axvline(1.0, color="0.5", linewidth=0.8)
         ax.set_ylim(-1.5, 4.0)
-        ax.set_xlabel(r"standard deviation $\sigma$ of $q$ (at $\mu = 0$)")
+        ax.set_title(r"variance term (at $\mu = 0$)")
+        ax.set_xlabel(r"standard deviation $\sigma$ of $q$")
         ax.set_ylabel("KL contribution (nats)")
-        ax.legend(loc="upper center", fontsize=8)
-        fig.tight_layout()
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2)
     return fig, axes
 
 
@@ -188,9 +167,7 @@ def plot_gaussian_kl_asymmetry(
     Plots :math:`D(p\,\|\,q)` and :math:`D(q\,\|\,p)` against the standard deviation ``s`` (log axis) for
     the mean offset ``m = mean_offset``; the curves meet only at ``s = 1``, where the variances are equal.
     """
-    s_lo, s_hi = check_range("scale_range", scale_range, positive=True)
-    finite_number("mean_offset", mean_offset)
-    n = check_count("n", n)
+    s_lo, s_hi = scale_range
     s = np.geomspace(s_lo, s_hi, n)
     forward = kl_normal(0.0, 1.0, mean_offset, s)
     reverse = kl_normal(mean_offset, s, 0.0, 1.0)
@@ -207,6 +184,6 @@ def plot_gaussian_kl_asymmetry(
         ax.xaxis.set_minor_formatter(mticker.NullFormatter())
         ax.set_xlabel(r"standard deviation $s$ of the second Gaussian (log scale)")
         ax.set_ylabel("KL divergence (nats)")
-        ax.legend(loc="upper center", fontsize=9)
+        ax.legend(loc="upper center")
         fig.tight_layout()
     return fig, ax

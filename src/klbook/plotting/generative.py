@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import finite_1d, points_2d, require_non_negative, require_positive
-from .style import book_style, new_figure
+from .style import TEXT_WIDTH, book_style, legend_below, new_figure
 
 __all__ = ["plot_elbo_terms", "plot_samples", "plot_policies", "plot_sequence_classes"]
 
@@ -30,42 +29,34 @@ def plot_elbo_terms(step_terms: Any, weights: Any, *, prior: float) -> tuple[Any
     prior
         The prior term :math:`L_T` (nats), marked as a horizontal line in the first panel if positive.
     """
-    terms = finite_1d("step_terms", step_terms)
-    require_positive("step_terms", terms, "they are drawn on a log axis")
-    lam = finite_1d("weights", weights, length=terms.size, per="step term")
-    require_positive("weights", lam, "they are drawn on a log axis")
+    terms, lam = np.asarray(step_terms, dtype=float), np.asarray(weights, dtype=float)
     steps = np.arange(2, terms.size + 2)
     with book_style():
-        fig, (left, right) = new_figure(1, 2, width=9.0, height=3.4)
+        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=4.0, layout="constrained")
         left.plot(steps, terms, "o-", ms=3, color="C0", label=r"$L_{t-1}$, step $t$")
         if prior > 0:
             left.axhline(prior, color="C3", linestyle="--", linewidth=1, label=r"prior term $L_T$")
         left.set_yscale("log")
         left.set_xlabel("step $t$")
         left.set_ylabel("nats per point (average)")
-        left.legend(fontsize=8)
         right.plot(steps, lam, "s-", ms=3, color="C1", label=r"$\lambda_t$ (ELBO weight)")
         right.axhline(lam.mean(), color="0.4", linestyle=":", linewidth=1,
                       label=r"equal weights ($L_{\mathrm{simple}}$), same mean")
         right.set_yscale("log")
         right.set_xlabel("step $t$")
         right.set_ylabel(r"weight of $\Vert\varepsilon-\varepsilon_\theta\Vert^2$")
-        right.legend(fontsize=8)
-        fig.tight_layout()
+        legend_below(fig, left, right)
     return fig, (left, right)
 
 
 def plot_samples(data: Any, samples: Any, *, limit: float = 3.0) -> tuple[Any, Any]:
     """Training data and model samples side by side, on the same square axes ``[-limit, limit]^2``."""
-    x = points_2d("data", data)
-    s = points_2d("samples", samples)
-    if not (np.isfinite(limit) and limit > 0):
-        raise ValueError(f"limit must be finite and positive, got {limit!r}")
+    x, s = np.asarray(data, dtype=float), np.asarray(samples, dtype=float)
     with book_style():
-        fig, axes = new_figure(1, 2, width=7.6, height=3.8, sharex=True, sharey=True)
+        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=3.8, sharex=True, sharey=True)
         for ax, points, title, color in ((axes[0], x, "training data", "C0"), (axes[1], s, "model samples", "C1")):
             ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color=color, linewidths=0)
-            ax.set_title(title, fontsize=10)
+            ax.set_title(title)
             ax.set_xlim(-limit, limit)
             ax.set_ylim(-limit, limit)
             ax.set_aspect("equal")
@@ -88,23 +79,17 @@ def plot_policies(tokens: Sequence[str], policies: Mapping[str, Any], reward: An
         Reward of each token, drawn in a lower panel.
     """
     n = len(tokens)
-    if n < 2 or not policies:
-        raise ValueError("need at least two tokens and one policy")
-    r = finite_1d("reward", reward, length=n, per="token")
-    bars = {}
-    for label, p in policies.items():
-        arr = finite_1d(f"policies[{label!r}]", p, length=n, per="token")
-        require_non_negative(f"policies[{label!r}]", arr, "they are probabilities")
-        bars[label] = arr
+    r = np.asarray(reward, dtype=float)
+    bars = {label: np.asarray(p, dtype=float) for label, p in policies.items()}
     width = 0.8 / len(bars)
     x = np.arange(n)
     with book_style():
-        fig, (top, bottom) = new_figure(2, 1, width=7.2, height=4.4, sharex=True,
+        fig, (top, bottom) = new_figure(2, 1, width=TEXT_WIDTH, height=4.4, sharex=True,
                                         gridspec_kw={"height_ratios": [3, 1]})
         for i, (label, arr) in enumerate(bars.items()):
             top.bar(x + (i - (len(bars) - 1) / 2) * width, arr, width, label=label, color=f"C{i}")
         top.set_ylabel("probability")
-        top.legend(fontsize=8)
+        top.legend()
         bottom.bar(x, r, 0.5, color="0.5")
         bottom.set_ylabel("reward")
         bottom.set_xticks(x, list(tokens))
@@ -115,17 +100,9 @@ def plot_policies(tokens: Sequence[str], policies: Mapping[str, Any], reward: An
 
 def plot_sequence_classes(classes: Sequence[str], fractions: Mapping[str, Any]) -> tuple[Any, Any]:
     """Horizontal stacked bars: for each model, the fraction of its sequences in each class."""
-    if not classes or not fractions:
-        raise ValueError("need at least one class and one model")
-    rows = {}
-    for label, f in fractions.items():
-        arr = finite_1d(f"fractions[{label!r}]", f, length=len(classes), per="class")
-        require_non_negative(f"fractions[{label!r}]", arr, "they are fractions")
-        if abs(arr.sum() - 1) > 1e-6:
-            raise ValueError(f"fractions[{label!r}] must sum to 1, got {arr.sum()}")
-        rows[label] = arr
+    rows = {label: np.asarray(f, dtype=float) for label, f in fractions.items()}
     with book_style():
-        fig, ax = new_figure(width=7.2, height=0.55 * len(rows) + 1.3)
+        fig, ax = new_figure(width=TEXT_WIDTH, height=0.55 * len(rows) + 1.3)
         y = np.arange(len(rows))[::-1]
         left = np.zeros(len(rows))
         values = np.array(list(rows.values()))
@@ -133,13 +110,13 @@ def plot_sequence_classes(classes: Sequence[str], fractions: Mapping[str, Any]) 
             ax.barh(y, values[:, j], left=left, color=f"C{j}", label=name)
             for yi, l, v in zip(y, left, values[:, j]):
                 if v > 0.06:
-                    ax.text(l + v / 2, yi, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white")
+                    ax.text(l + v / 2, yi, f"{v:.2f}", ha="center", va="center", color="white")
             left += values[:, j]
         ax.set_yticks(y, list(rows))
         ax.set_xlim(0, 1)
         ax.set_xlabel("fraction of generated sequences")
         ax.set_ylabel("model")
         ax.grid(False)
-        ax.legend(fontsize=8, ncol=len(classes), loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 4 else -0.25))
+        ax.legend(ncol=len(classes), loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rows) < 4 else -0.25))
         fig.tight_layout()
     return fig, ax

@@ -1,7 +1,7 @@
 """Figures for the autoencoder chapter: image grids, 2-D latent spaces, interpolation paths, error histograms.
 
 Every function draws a new figure in the book's style (:func:`klbook.plotting.style.book_style`) and
-returns it; notebooks end the call with ``;``.
+returns ``(fig, axes)`` as :func:`matplotlib.pyplot.subplots` does.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from ._validate import finite_1d, finite_number, points_2d, require_finite, require_one_per
-from .style import book_style
+from .style import book_style, new_figure
 
 __all__ = ["show_images", "latent_scatter", "path_profile", "error_histograms"]
 
@@ -27,12 +25,8 @@ def _as_grid(images: Any, ncols: int | None) -> np.ndarray:
     arr = np.asarray(images, dtype=np.float64)
     if arr.ndim == 3:
         return arr
-    if arr.ndim != 2:
-        raise ValueError(f"images must have shape (n, d) or (rows, cols, d), got {arr.shape}")
     n = arr.shape[0]
     ncols = n if ncols is None else int(ncols)
-    if ncols < 1 or n % ncols:
-        raise ValueError(f"{n} images do not fill rows of ncols={ncols}")
     return arr.reshape(n // ncols, ncols, arr.shape[1])
 
 
@@ -46,7 +40,7 @@ def show_images(
     signed: bool = False,
     size: float = 0.62,
     title: str | None = None,
-) -> Figure:
+) -> tuple[Any, Any]:
     """A grid of small grey-level images.
 
     Parameters
@@ -62,27 +56,17 @@ def show_images(
         a diverging colour map symmetric about 0 (for directions such as principal components).
     size
         Side of one image in inches.
-
-    Raises
-    ------
-    ValueError
-        If the images do not fill whole rows, do not have ``shape[0] * shape[1]`` pixels, contain NaN or
-        infinities, or the labels do not match the numbers of rows and columns.
     """
     grid = _as_grid(images, ncols)
     rows, cols, d = grid.shape
-    if d != shape[0] * shape[1]:
-        raise ValueError(f"images of {d} pixels cannot be shown with shape {shape}")
-    require_finite("images", grid)
-    require_one_per("row_labels", row_labels, rows, "row")
-    require_one_per("col_labels", col_labels, cols, "column")
     left = 1.1 if row_labels is not None else 0.1
     top = 0.35 if (col_labels is not None or title is not None) else 0.1
     with book_style():
-        fig, axes = plt.subplots(
+        fig, axes = new_figure(
             rows,
             cols,
-            figsize=(left + cols * size, top + rows * size),
+            width=left + cols * size,
+            height=top + rows * size,
             squeeze=False,
             gridspec_kw={"wspace": 0.06, "hspace": 0.06},
         )
@@ -102,14 +86,14 @@ def show_images(
                     spine.set_visible(True)
                     spine.set_color("0.8")
             if row_labels is not None:
-                axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
+                axes[r, 0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center")
         if col_labels is not None:
             for c in range(cols):
-                axes[0, c].set_title(col_labels[c], fontsize=8)
+                axes[0, c].set_title(col_labels[c])
         fig.subplots_adjust(left=left / fig.get_figwidth(), right=0.99, bottom=0.02)
         if title is not None:
-            fig.suptitle(title, fontsize=10)
-    return fig
+            fig.suptitle(title)
+    return fig, axes
 
 
 def latent_scatter(
@@ -123,7 +107,7 @@ def latent_scatter(
     title: str | None = None,
     width: float = 6.4,
     height: float = 4.6,
-) -> Figure:
+) -> tuple[Any, Any]:
     """Two-dimensional codes coloured by digit, with optional overlays.
 
     Parameters
@@ -137,25 +121,14 @@ def latent_scatter(
         from a prior).
     paths
         ``{legend label: array (m, 2)}``: polylines drawn on top (e.g. an interpolation path).
-
-    Raises
-    ------
-    ValueError
-        If ``codes`` is not a non-empty, finite ``(n, 2)`` array with one label per code, or a point set of
-        ``extra`` or ``paths`` is not a non-empty, finite ``(m, 2)`` array.
     """
     z = np.asarray(codes, dtype=np.float64)
     y = np.asarray(labels)
-    if z.ndim != 2 or z.shape[1] != 2 or len(z) != len(y):
-        raise ValueError(f"codes must have shape (n, 2) matching n labels, got {z.shape} and {y.shape}")
-    if len(z) == 0:
-        raise ValueError("codes is empty; it needs at least one code")
-    require_finite("codes", z)
-    extra_points = {name: points_2d(f"extra[{name!r}]", points) for name, points in (extra or {}).items()}
-    path_points = {name: points_2d(f"paths[{name!r}]", points) for name, points in (paths or {}).items()}
+    extra_points = {name: np.asarray(points, dtype=float) for name, points in (extra or {}).items()}
+    path_points = {name: np.asarray(points, dtype=float) for name, points in (paths or {}).items()}
     markers = ["x", "+", "1", "."]
     with book_style():
-        fig, ax = plt.subplots(figsize=(width, height))
+        fig, ax = new_figure(width=width, height=height)
         for label in np.unique(y):
             sel = y == label
             colour = _DIGIT_COLOURS(int(label) % 10)
@@ -169,9 +142,9 @@ def latent_scatter(
         ax.set_ylabel(ylabel)
         if title is not None:
             ax.set_title(title)
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, markerscale=1.5, frameon=False)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.5, frameon=False)
         fig.tight_layout()
-    return fig
+    return fig, ax
 
 
 def path_profile(
@@ -183,27 +156,16 @@ def path_profile(
     ylabel: str = "distance",
     width: float = 6.4,
     height: float = 3.2,
-) -> Figure:
+) -> tuple[Any, Any]:
     """Curves along an interpolation path, e.g. the distance of each decoded image to the nearest
     training image, with an optional horizontal reference line ``(label, value)``.
 
-    ``t`` is a non-empty, finite 1-D array, and every curve a finite array of its shape (at least one
-    curve); otherwise ``ValueError``.
+    ``t`` is a 1-D array, and every curve an array of its shape.
     """
-    tt = finite_1d("t", t)
-    if not curves:
-        raise ValueError("curves is empty; it needs at least one curve")
-    arrays = {}
-    for name, values in curves.items():
-        array = np.asarray(values, dtype=np.float64)
-        if array.shape != tt.shape:
-            raise ValueError(f"curves[{name!r}] must have shape {tt.shape} like t, got {array.shape}")
-        require_finite(f"curves[{name!r}]", array)
-        arrays[name] = array
-    if reference is not None:
-        finite_number("the reference value", reference[1])
+    tt = np.asarray(t, dtype=float)
+    arrays = {name: np.asarray(values, dtype=float) for name, values in curves.items()}
     with book_style():
-        fig, ax = plt.subplots(figsize=(width, height))
+        fig, ax = new_figure(width=width, height=height)
         style = "-o" if len(tt) <= 60 else "-"  # markers only where they can be told apart
         for name, values in arrays.items():
             ax.plot(tt, values, style, ms=3, label=name)
@@ -213,9 +175,9 @@ def path_profile(
         ax.set_ylabel(ylabel)
         top = max([float(np.max(v)) for v in arrays.values()] + ([reference[1]] if reference else []))
         ax.set_ylim(0, 1.3 * top)  # head room for the legend
-        ax.legend(fontsize=8)
+        ax.legend()
         fig.tight_layout()
-    return fig
+    return fig, ax
 
 
 def error_histograms(
@@ -226,7 +188,7 @@ def error_histograms(
     log_x: bool = False,
     width: float = 6.4,
     height: float = 3.2,
-) -> Figure:
+) -> tuple[Any, Any]:
     """Overlaid histograms of scores (e.g. reconstruction errors of normal and anomalous inputs), each
     normalised to total 1 so that groups of different sizes can be compared (the y axis is the share of the
     group's inputs in each bin).
@@ -241,24 +203,11 @@ def error_histograms(
         Logarithmically spaced bins and axis. The scores must then be non-negative with at least one
         positive; the bins start at the smallest positive score, and scores of 0 (e.g. exact
         reconstructions), which a log axis cannot place, are counted in the lowest bin.
-
-    Raises
-    ------
-    ValueError
-        If the groups or ``bins`` are not as described above.
     """
-    if not errors:
-        raise ValueError("errors must contain at least one group")
-    arrays = {name: finite_1d(f"errors[{name!r}]", values) for name, values in errors.items()}
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    arrays = {name: np.asarray(values, dtype=float) for name, values in errors.items()}
     every = np.concatenate(list(arrays.values()))
     if log_x:
-        if (every < 0).any():
-            raise ValueError(f"log_x needs non-negative errors, got {float(every.min())}")
         positive = every[every > 0]
-        if positive.size == 0:
-            raise ValueError("log_x needs at least one positive error (every error is 0)")
         low, high = float(positive.min()), float(positive.max())
         if low == high:  # one distinct value: a bin range around it
             low, high = low / 2.0, high * 2.0
@@ -269,7 +218,7 @@ def error_histograms(
             low, high = low - 0.5, high + 0.5
         edges = np.linspace(low, high, bins + 1)
     with book_style():
-        fig, ax = plt.subplots(figsize=(width, height))
+        fig, ax = new_figure(width=width, height=height)
         for name, values in arrays.items():
             weights = np.full(len(values), 1.0 / len(values))
             # with log_x, zeros fall below the first edge: count them in the lowest bin
@@ -282,6 +231,6 @@ def error_histograms(
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel("share of the group")
-        ax.legend(fontsize=8)
+        ax.legend()
         fig.tight_layout()
-    return fig
+    return fig, ax

@@ -3,7 +3,6 @@
 Every function only draws numbers the chapter has already computed with :mod:`klbook`, so that the
 computation stays visible in the notebook. Each returns ``(fig, axes)`` as :func:`matplotlib.pyplot.subplots`
 does, drawn in the book's style (:func:`klbook.plotting.style.book_style`: white background, light grid).
-Bad input (wrong shapes, lengths that differ, non-positive values on a log axis) raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_1d, finite_number, require_finite, require_non_negative, require_positive
-from .style import book_style, new_figure
+from .style import TEXT_WIDTH, book_style, legend_below, new_figure
 
 __all__ = [
     "plot_relative_errors",
@@ -30,20 +28,9 @@ _MARKERS = ("o", "s", "^", "D", "v")
 _LINESTYLES = ("-", "--", ":", "-.")
 
 
-def _curves(name: str, curves: Mapping[str, Any], length: int, *, finite: bool = True) -> dict[str, np.ndarray]:
-    """Validate ``label -> values`` (non-empty, each 1-D of the given length and, if ``finite``, without NaN or
-    infinities) before anything is drawn."""
-    if not curves:
-        raise ValueError(f"{name} must contain at least one entry")
-    out = {}
-    for label, values in curves.items():
-        array = as_1d(f"{name}[{label!r}]", values)
-        if array.size != length:
-            raise ValueError(f"{name}[{label!r}] must have {length} entries, got {array.size}")
-        if finite:
-            require_finite(f"{name}[{label!r}]", array)
-        out[label] = array
-    return out
+def _curves(curves: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``label -> values`` as float arrays."""
+    return {label: np.asarray(values, dtype=float) for label, values in curves.items()}
 
 
 def plot_relative_errors(
@@ -68,11 +55,8 @@ def plot_relative_errors(
     x_label
         Label of the horizontal axis.
     """
-    x_ = as_1d("x", x)
-    require_positive("x", x_, "it is drawn on a log axis")
-    curves = _curves("errors", errors, x_.size, finite=False)  # NaN / inf are drawn at 1 (no correct digit)
-    if not 0 < floor < 1:
-        raise ValueError(f"floor must be in (0, 1), got {floor!r}")
+    x_ = np.asarray(x, dtype=float)
+    curves = _curves(errors)
     with book_style():
         fig, ax = new_figure(width=6.4, height=3.6)
         for i, (label, e) in enumerate(curves.items()):
@@ -88,7 +72,7 @@ def plot_relative_errors(
         ax.set_ylim(floor / 3, 3.0)
         ax.set_xlabel(x_label)
         ax.set_ylabel("relative error (1 = no correct digit;\nbottom line = exact)")
-        ax.legend(loc="center right", fontsize=8)
+        ax.legend(loc="center right")
         fig.tight_layout()
     return fig, ax
 
@@ -104,9 +88,8 @@ def plot_epsilon_hack(epsilons: Any, values: Mapping[str, Any]) -> tuple[Any, An
         ``label -> numbers returned for each epsilon`` (nats, finite). The true divergence is :math:`+\infty`,
         which no curve can show: the figure states it in its title.
     """
-    eps = as_1d("epsilons", epsilons)
-    require_positive("epsilons", eps, "it is drawn on a log axis")
-    curves = _curves("values", values, eps.size)
+    eps = np.asarray(epsilons, dtype=float)
+    curves = _curves(values)
     with book_style():
         fig, ax = new_figure(width=6.0, height=3.4)
         for i, (label, v_) in enumerate(curves.items()):
@@ -116,8 +99,8 @@ def plot_epsilon_hack(epsilons: Any, values: Mapping[str, Any]) -> tuple[Any, An
         ax.invert_xaxis()
         ax.set_xlabel(r"$\varepsilon$ (log scale, decreasing to the right)")
         ax.set_ylabel("returned value (nats)")
-        ax.set_title(r"the true $D_{\mathrm{KL}}(p\,\|\,q)$ is $+\infty$ for every $\varepsilon$", fontsize=10)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title(r"the true $D_{\mathrm{KL}}(p\,\|\,q)$ is $+\infty$ for every $\varepsilon$")
+        ax.legend(loc="upper left")
         fig.tight_layout()
     return fig, ax
 
@@ -149,23 +132,12 @@ def plot_estimator_bias_spread(
     n_samples
         Samples per estimate, shown in the title when given.
     """
-    kl = as_1d("true_kl", true_kl)
-    require_positive("true_kl", kl, "it is drawn on a log axis")
-    if set(relative_bias) != set(relative_std) or set(relative_bias) != set(bias_error):
-        raise ValueError("relative_bias, bias_error and relative_std must have the same estimators as keys")
-    biases = _curves("relative_bias", relative_bias, kl.size)
-    errors = _curves("bias_error", bias_error, kl.size)
-    for name, err in errors.items():
-        require_non_negative(f"bias_error[{name!r}]", err, "standard errors")
-    spreads = _curves("relative_std", relative_std, kl.size, finite=False)
-    for name, spread in spreads.items():
-        require_positive(f"relative_std[{name!r}]", spread, "it is drawn on a log axis")
-    theory_b = _curves("theory_bias", theory_bias, kl.size) if theory_bias else {}
-    theory_s = _curves("theory_std", theory_std, kl.size, finite=False) if theory_std else {}
-    for name, spread in theory_s.items():
-        require_positive(f"theory_std[{name!r}]", spread, "it is drawn on a log axis")
+    kl = np.asarray(true_kl, dtype=float)
+    biases, errors, spreads = _curves(relative_bias), _curves(bias_error), _curves(relative_std)
+    theory_b = _curves(theory_bias) if theory_bias else {}
+    theory_s = _curves(theory_std) if theory_std else {}
     with book_style():
-        fig, (left, right) = new_figure(1, 2, width=9.0, height=3.6)
+        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=4.4, layout="constrained")
         for i, name in enumerate(biases):
             colour = f"C{i}"
             bias, err, spread = biases[name], errors[name], spreads[name]
@@ -183,11 +155,9 @@ def plot_estimator_bias_spread(
         left.set_ylabel("relative bias  (mean − truth) / truth")
         right.set_yscale("log")
         right.set_ylabel("relative spread  std / truth")
-        left.legend(fontsize=7, loc="upper left")
-        right.legend(fontsize=7, loc="upper center", ncol=2)
         if n_samples is not None:
-            fig.suptitle(f"estimates from n = {n_samples} samples each", fontsize=10)
-        fig.tight_layout()
+            fig.suptitle(f"estimates from n = {n_samples} samples each")
+        legend_below(fig, left, right)
     return fig, (left, right)
 
 
@@ -207,16 +177,12 @@ def plot_running_estimates(
     spread
         Optional ``estimator -> running sample standard deviation`` (> 0), drawn in a second panel (log axes).
     """
-    n_ = as_1d("n", n)
-    require_positive("n", n_, "it is drawn on a log axis")
-    means = _curves("running", running, n_.size)
-    spreads = _curves("spread", spread, n_.size, finite=False) if spread else {}
-    for label, values in spreads.items():
-        require_positive(f"spread[{label!r}]", values, "it is drawn on a log axis")
-    finite_number("truth", truth)
+    n_ = np.asarray(n, dtype=float)
+    means = _curves(running)
+    spreads = _curves(spread) if spread else {}
     with book_style():
         if spreads:
-            fig, (left, right) = new_figure(1, 2, width=9.0, height=3.4)
+            fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=3.4)
         else:
             fig, left = new_figure(width=6.0, height=3.4)
             right = None
@@ -226,7 +192,7 @@ def plot_running_estimates(
         left.set_xscale("log")
         left.set_xlabel("number of samples $n$ (log scale)")
         left.set_ylabel("running estimate (nats)")
-        left.legend(fontsize=8)
+        left.legend()
         if right is not None:
             for i, (label, v) in enumerate(spreads.items()):
                 right.plot(n_, v, color=f"C{i}", linewidth=1.2, label=label)
@@ -234,7 +200,7 @@ def plot_running_estimates(
             right.set_yscale("log")
             right.set_xlabel("number of samples $n$ (log scale)")
             right.set_ylabel("sample std of per-sample values")
-            right.legend(fontsize=8)
+            right.legend()
         fig.tight_layout()
     return fig, (left, right) if right is not None else left
 
@@ -250,9 +216,8 @@ def plot_log_density_tails(x: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]
         ``label -> log density on the grid``; entries equal to :math:`-\infty` (underflow) are not drawn,
         and the first and last finite points of each curve are marked.
     """
-    x_ = as_1d("x", x)
-    require_finite("x", x_)
-    arrays = _curves("curves", curves, x_.size, finite=False)  # -inf (underflow) is what the figure shows
+    x_ = np.asarray(x, dtype=float)
+    arrays = _curves(curves)  # -inf (underflow) is what the figure shows
     with book_style():
         fig, ax = new_figure(width=6.4, height=3.6)
         for i, (label, v) in enumerate(arrays.items()):
@@ -265,7 +230,7 @@ def plot_log_density_tails(x: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]
                 ax.plot(x_[ends], v[ends], "x", color=f"C{i}", ms=8)
         ax.set_xlabel("$x$")
         ax.set_ylabel(r"$\log m(x)$ (nats)")
-        ax.legend(loc="lower center", fontsize=8)
+        ax.legend(loc="lower center")
         fig.tight_layout()
     return fig, ax
 
@@ -289,19 +254,10 @@ def plot_em_progress(
 
     All three must be finite.
     """
-    ll = as_1d("log_likelihood", log_likelihood, min_size=3)
-    ea = as_1d("elbo_after_e", elbo_after_e)
-    em = as_1d("elbo_after_m", elbo_after_m)
-    if not (ea.size == em.size == ll.size - 1):
-        raise ValueError(
-            "need len(elbo_after_e) == len(elbo_after_m) == len(log_likelihood) - 1, got "
-            f"{ea.size}, {em.size}, {ll.size}"
-        )
-    for name, array in (("log_likelihood", ll), ("elbo_after_e", ea), ("elbo_after_m", em)):
-        require_finite(name, array)
+    ll, ea, em = (np.asarray(a, dtype=float) for a in (log_likelihood, elbo_after_e, elbo_after_m))
     t = np.arange(ll.size)
     with book_style():
-        fig, (left, right) = new_figure(1, 2, width=9.0, height=3.5)
+        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=4.1, layout="constrained")
         # The ELBO as a path through the half-steps: E-step at t (equal to log-lik), M-step to t + 1.
         half_t = np.ravel(np.column_stack([t[:-1], t[1:]]))
         half_v = np.ravel(np.column_stack([ea, em]))
@@ -309,15 +265,13 @@ def plot_em_progress(
         left.plot(t, ll, "o", color="C0", ms=3, label=r"log-likelihood $\log p(x\mid\theta_t)$")
         left.set_xlabel("EM iteration $t$")
         left.set_ylabel("nats (sum over the data)")
-        left.legend(loc="lower right", fontsize=8)
         gap = ll[1:] - em
         positive = gap > 0
         right.semilogy(t[1:][positive], gap[positive], "o-", color="C2", ms=3,
                        label=r"$\log p(x\mid\theta_{t}) - \mathcal{L}(q_{t-1}, \theta_{t})$")
         right.set_xlabel("EM iteration $t$")
         right.set_ylabel("gap = KL to the posterior (nats)")
-        right.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
+        legend_below(fig, left, right, ncol=1)
     return fig, (left, right)
 
 
@@ -334,21 +288,9 @@ def plot_temperature_softening(
     class_labels
         Names of the K classes (default ``"class 1"``, ...).
     """
-    if not probabilities:
-        raise ValueError("probabilities must contain at least one distribution")
-    arrays = {label: as_1d(label, p) for label, p in probabilities.items()}
-    for label, p in arrays.items():
-        require_finite(f"probabilities[{label!r}]", p)
-        if (p < 0).any() or (p > 1).any():
-            raise ValueError(f"probabilities[{label!r}] must lie in [0, 1], got values from {float(p.min())} "
-                             f"to {float(p.max())}")
-    sizes = {a.size for a in arrays.values()}
-    if len(sizes) != 1:
-        raise ValueError(f"every distribution must have the same number of classes, got {sorted(sizes)}")
-    k = sizes.pop()
+    arrays = _curves(probabilities)
+    k = len(next(iter(arrays.values())))
     labels = list(class_labels) if class_labels is not None else [f"class {j + 1}" for j in range(k)]
-    if len(labels) != k:
-        raise ValueError(f"class_labels must have {k} entries, got {len(labels)}")
     width = 0.8 / len(arrays)
     with book_style():
         fig, ax = new_figure(width=6.4, height=3.3)
@@ -359,6 +301,6 @@ def plot_temperature_softening(
         ax.set_xlabel("class")
         ax.set_ylabel("probability")
         ax.set_ylim(0.0, 1.0)
-        ax.legend(fontsize=8)
+        ax.legend()
         fig.tight_layout()
     return fig, ax

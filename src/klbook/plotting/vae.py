@@ -14,9 +14,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._validate import (
-    finite_1d, finite_number, positive_number, require_finite, require_non_negative, require_positive)
-from .style import book_style, new_figure
+from .style import TEXT_WIDTH, book_style, legend_below, new_figure
 
 __all__ = [
     "plot_mc_elbo",
@@ -54,27 +52,11 @@ def plot_mc_elbo(
         ``n_samples`` (standard errors non-negative). Colours cycle if there are many estimators.
     elbo, log_evidence
         The exact ELBO and :math:`\log p(x)`, drawn as horizontal lines (finite).
-
-    Raises
-    ------
-    ValueError
-        If ``estimates`` is empty, an array is not finite, 1-D and of the length of ``n_samples``, a sample
-        size is not positive, a standard error is negative, or ``elbo`` or ``log_evidence`` is not finite.
     """
-    n = finite_1d("n_samples", n_samples)
-    require_positive("n_samples", n, "it is drawn on a log axis")
-    if not estimates:
-        raise ValueError("estimates must contain at least one estimator")
-    curves = {}
-    for label, (means, errors) in estimates.items():
-        means = finite_1d(f"means of {label!r}", means, length=n.size, per="sample size")
-        errors = finite_1d(f"standard_errors of {label!r}", errors, length=n.size, per="sample size")
-        require_non_negative(f"standard_errors of {label!r}", errors, "standard errors")
-        curves[label] = means, errors
-    elbo = finite_number("elbo", elbo)
-    log_evidence = finite_number("log_evidence", log_evidence)
-    fig, ax = new_figure(width=6.4, height=3.6)
+    n = np.asarray(n_samples, dtype=float)
+    curves = {label: (np.asarray(m, dtype=float), np.asarray(e, dtype=float)) for label, (m, e) in estimates.items()}
     with book_style():
+        fig, ax = new_figure(width=6.4, height=3.6)
         for (label, (means, errors)), colour in zip(curves.items(), itertools.cycle(_ESTIMATOR_COLOURS)):
             ax.plot(n, means, "o-", color=colour, ms=3, label=label)
             ax.fill_between(n, means - 2 * errors, means + 2 * errors, color=colour, alpha=0.2)
@@ -83,7 +65,7 @@ def plot_mc_elbo(
         ax.set_xscale("log")
         ax.set_xlabel("number of samples $z \\sim q$")
         ax.set_ylabel("ELBO estimate (nats)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right")
         fig.tight_layout()
     return fig, ax
 
@@ -93,16 +75,11 @@ def plot_gradient_spread(
 ) -> tuple[Any, Any]:
     """Standard deviation of single-sample gradient estimates against the latent dimension (log-log).
 
-    All three arrays are non-empty, of one length, finite and positive (both axes are logarithmic);
-    otherwise ``ValueError``.
+    All three arrays have one length; both axes are logarithmic.
     """
-    d = finite_1d("dims", dims)
-    score = finite_1d("std_score", std_score, length=d.size, per="dimension")
-    reparam = finite_1d("std_reparam", std_reparam, length=d.size, per="dimension")
-    for name, array in (("dims", d), ("std_score", score), ("std_reparam", reparam)):
-        require_positive(name, array, "it is drawn on a log axis")
-    fig, ax = new_figure(width=5.2, height=3.4)
+    d, score, reparam = (np.asarray(a, dtype=float) for a in (dims, std_score, std_reparam))
     with book_style():
+        fig, ax = new_figure(width=5.2, height=3.4)
         ax.loglog(d, score, "s-", label="score function")
         ax.loglog(d, reparam, "o-", label="reparameterisation")
         ax.set_xlabel("latent dimension $k$")
@@ -114,25 +91,11 @@ def plot_gradient_spread(
 
 def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, Any]:
     """Per-epoch reconstruction and KL terms (train and test) from a ``train_vae`` history.
-
-    Raises
-    ------
-    ValueError
-        If ``history`` is empty, an entry lacks one of the keys ``train_reconstruction``,
-        ``test_reconstruction``, ``train_kl``, ``test_kl`` (a ``train_autoencoder`` history, for example), or
-        a value is not finite.
     """
-    if len(history) == 0:
-        raise ValueError("history is empty; it needs at least one epoch")
-    for epoch, entry in enumerate(history, start=1):
-        missing = [key for key in _HISTORY_KEYS if key not in entry]
-        if missing:
-            raise ValueError(f"history entries must have the keys {', '.join(_HISTORY_KEYS)} (a train_vae history); "
-                             f"epoch {epoch} lacks {', '.join(missing)}")
-    terms = {key: finite_1d(f"history's {key}", [entry[key] for entry in history]) for key in _HISTORY_KEYS}
+    terms = {key: np.array([entry[key] for entry in history], dtype=float) for key in _HISTORY_KEYS}
     epochs = np.arange(1, len(history) + 1)
-    fig, axes = new_figure(1, 2, width=8.0, height=3.2)
     with book_style():
+        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=3.2)
         for ax, term, title in zip(
             axes,
             ("reconstruction", "kl"),
@@ -142,7 +105,7 @@ def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, A
                 ax.plot(epochs, terms[f"{split}_{term}"], style, label=split)
             ax.set_xlabel("epoch")
             ax.set_ylabel("nats per example")
-            ax.set_title(title, fontsize=10)
+            ax.set_title(title)
             ax.legend()
         fig.tight_layout()
     return fig, axes
@@ -162,37 +125,22 @@ def plot_image_rows(
         Shape each flattened image is reshaped to.
     width
         Figure width in inches (default: from the number of images per row).
-
-    Raises
-    ------
-    ValueError
-        If the rows hold different numbers of images (or none), an image does not have ``prod(image_shape)``
-        pixels, or a pixel is NaN or infinite.
     """
     arrays = {label: np.asarray(images, dtype=float) for label, images in rows.items()}
-    counts = {a.shape[0] if a.ndim else 0 for a in arrays.values()}
-    if len(counts) != 1:
-        raise ValueError(f"every row must have the same number of images, got {sorted(counts)}")
-    m = counts.pop()
-    if m == 0:
-        raise ValueError("the rows hold no images")
-    for label, images in arrays.items():
-        require_finite(f"rows[{label!r}]", images)
+    m = len(next(iter(arrays.values())))
     h, w = image_shape
     gap = 1
     mosaic = np.full((len(arrays) * (h + gap) - gap, m * (w + gap) - gap), np.nan)
     for r, images in enumerate(arrays.values()):
-        if images.shape[1:] != (h * w,):
-            raise ValueError(f"each image must have {h * w} pixels, got shape {images.shape}")
         for c in range(m):
             mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = images[c].reshape(h, w)
     fig_width = width if width is not None else 0.5 * m + 1.8
-    fig, ax = new_figure(width=fig_width, height=0.55 * len(arrays) + 0.3)
     with book_style():
+        fig, ax = new_figure(width=fig_width, height=0.55 * len(arrays) + 0.3)
         cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
         ax.imshow(mosaic, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(len(arrays))])
-        ax.set_yticklabels(list(arrays), fontsize=9)
+        ax.set_yticklabels(list(arrays))
         ax.set_xticks([])
         ax.tick_params(length=0)
         ax.grid(False)
@@ -211,21 +159,13 @@ def plot_kl_per_dimension(
     """Grouped bars of the average KL of each latent dimension (nats, symmetric-log scale), one bar colour
     per run; ``threshold`` draws the activity threshold as a dotted line.
 
-    Every run must hold the same number of values, each finite and non-negative (a KL), and ``threshold``
-    must be finite and non-negative; otherwise ``ValueError``.
+    Every run holds one value per latent dimension.
     """
-    runs = {label: finite_1d(f"kl_by_run[{label!r}]", values) for label, values in kl_by_run.items()}
-    for label, values in runs.items():
-        require_non_negative(f"kl_by_run[{label!r}]", values, "an average KL")
-    k = {len(v) for v in runs.values()}
-    if len(k) != 1:
-        raise ValueError(f"every run must have the same number of latent dimensions, got {sorted(k)}")
-    if threshold is not None and not (np.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"threshold must be finite and non-negative, got {threshold!r}")
-    n_dims = k.pop()
+    runs = {label: np.asarray(values, dtype=float) for label, values in kl_by_run.items()}
+    n_dims = len(next(iter(runs.values())))
     width = 0.8 / len(runs)
-    fig, ax = new_figure(width=7.0, height=3.4)
     with book_style():
+        fig, ax = new_figure(width=TEXT_WIDTH, height=3.4)
         for i, (label, values) in enumerate(runs.items()):
             ax.bar(np.arange(n_dims) + (i - (len(runs) - 1) / 2) * width, values, width, label=label)
         if threshold is not None:
@@ -237,7 +177,7 @@ def plot_kl_per_dimension(
         ax.set_yscale("symlog", linthresh=0.01)
         top = max(float(np.max(v)) for v in runs.values())
         ax.set_ylim(0.0, max(top, threshold or 0.0) * 8.0)
-        ax.legend(fontsize=8, ncol=3, loc="upper center")
+        ax.legend(ncol=3, loc="upper center")
         fig.tight_layout()
     return fig, ax
 
@@ -249,18 +189,14 @@ def plot_rate_distortion(
 
     Dotted lines of slope :math:`-1` are lines of constant ELBO (:math:`-\text{ELBO} = D + R`).
 
-    The three arrays must be non-empty, finite and of one length, and the rates (KL terms) non-negative;
-    otherwise ``ValueError``.
+    The three arrays have one length.
     """
-    r = finite_1d("rates", rates)
-    require_non_negative("rates", r, "a rate is a KL term")
-    dist = finite_1d("distortions", distortions, length=r.size)
-    b = finite_1d("betas", betas, length=r.size)
-    fig, ax = new_figure(width=5.6, height=3.8)
+    r, dist, b = (np.asarray(a, dtype=float) for a in (rates, distortions, betas))
     with book_style():
+        fig, ax = new_figure(width=5.6, height=3.8)
         ax.plot(r, dist, "o-", color="C0", label=r"$\beta$-VAE runs (test set)")
         for ri, di, bi in zip(r, dist, b):
-            ax.annotate(f"β={bi:g}", (ri, di), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(f"β={bi:g}", (ri, di), textcoords="offset points", xytext=(5, 4))
         total = r + dist
         span = np.linspace(0.0, r.max() * 1.05, 50)
         for level in (total.min(), np.median(total)):
@@ -270,7 +206,7 @@ def plot_rate_distortion(
         ax.set_ylim(dist.min() - 0.1 * np.ptp(dist) - 1, dist.max() + 0.1 * np.ptp(dist) + 1)
         ax.set_xlabel("rate $R$ = KL term (nats per example)")
         ax.set_ylabel("distortion $D$ (nats per example)")
-        ax.legend(fontsize=8)
+        ax.legend()
         fig.tight_layout()
     return fig, ax
 
@@ -291,28 +227,10 @@ def plot_aggregate_posterior(
         Optional ``n`` class labels (0..9), used as colours.
     limit
         Half-width of the square window, positive.
-
-    Raises
-    ------
-    ValueError
-        If ``codes`` is not a non-empty, finite ``(n, 2)`` array, ``labels`` does not hold one finite label
-        per code, or ``limit`` is not positive and finite.
     """
     z = np.asarray(codes, dtype=float)
-    if z.ndim != 2 or z.shape[1] != 2:
-        raise ValueError(f"codes must have shape (n, 2), got {z.shape}")
-    if z.shape[0] == 0:
-        raise ValueError("codes is empty; it needs at least one code")
-    require_finite("codes", z)
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (z.shape[0],):
-            raise ValueError(f"labels are inconsistent with codes: need one label per code ({z.shape[0]}), "
-                             f"got shape {labels.shape}")
-        require_finite("labels", labels)
-    positive_number("limit", limit)
-    fig, ax = new_figure(width=5.0, height=4.4)
     with book_style():
+        fig, ax = new_figure(width=5.0, height=4.8, layout="constrained")
         if labels is None:
             ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.5, label=r"$z \sim q(z)$")
         else:
@@ -327,6 +245,5 @@ def plot_aggregate_posterior(
         ax.set_aspect("equal")
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
-        ax.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
+        legend_below(fig, ax)
     return fig, ax
