@@ -369,10 +369,12 @@ _LAYOUT = """() => {
         return {src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
                 referenced: !!(fig && fig.id && document.querySelector(`a[href="#${CSS.escape(fig.id)}"]`)),
                 number: caption ? (caption.querySelector('.caption-number') || {textContent: ''}).textContent.trim() : '',
-                caption: caption ? caption.textContent.replace(/\\s+/g, ' ').trim() : ''};
+                caption: caption ? caption.textContent.replace(/\\s+/g, ' ').trim() : '',
+                natural: img.naturalWidth, shown: img.getBoundingClientRect().width};
     });
     return {
         column, tooWide, clipped: clipped.map(c => c.text),
+        bodyFont: parseFloat(getComputedStyle(article.querySelector('p') || article).fontSize),
         sidewaysScroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
         figures,
         hasMath: document.querySelectorAll('span.math, div.math').length > 0,
@@ -540,6 +542,45 @@ def test_figures_are_numbered_captioned_and_described(visit, path: str) -> None:
         if not fig["referenced"]:
             bad.append(f"{fig['src']}: the text never refers to it ({{numref}})")
     assert not bad, f"{path}: {len(bad)} problems with figures:\n  " + "\n  ".join(bad)
+
+
+def _png_dpi(png: Path) -> float | None:
+    """The resolution a PNG records (its pHYs chunk, in dots per inch), or None."""
+    data = png.read_bytes()
+    at = data.find(b"pHYs")
+    if at < 0:
+        return None
+    per_metre, unit = int.from_bytes(data[at + 4:at + 8], "big"), data[at + 12]
+    return per_metre * 0.0254 if unit == 1 else None
+
+
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_figures_are_crisp_and_their_text_legible(visit, site: Path, path: str) -> None:
+    """Every figure is crisp on a high-density screen and its smallest text legible at 1280 px.
+
+    Crisp: SVG, or a PNG with at least twice as many pixels across as the CSS pixels it is shown in.
+    Legible: klbook.plotting draws no text smaller than ``SMALLEST_FONT_PT``; shown at ``shown`` CSS px
+    from a PNG ``natural`` px wide saved at ``dpi``, that text is ``pt * dpi / 72 * shown / natural`` px
+    high, which must be at least 80 % of the body text.
+    """
+    from klbook.plotting.style import SMALLEST_FONT_PT
+
+    layout = visit(path)["layout"]
+    bad = []
+    for fig in layout["figures"]:
+        src = fig["src"]
+        if src.lower().endswith(".svg") or not fig["shown"]:
+            continue
+        if fig["natural"] < 2 * fig["shown"] - 1:
+            bad.append(f"{src}: {fig['natural']} px shown in {fig['shown']:.0f} px (less than 2x)")
+        dpi = _png_dpi((site / path).parent / unquote(src))
+        if dpi is None:
+            bad.append(f"{src}: records no resolution (pHYs), so its text size is unknown")
+            continue
+        text_px = SMALLEST_FONT_PT * dpi / 72 * fig["shown"] / fig["natural"]
+        if text_px < 0.8 * layout["bodyFont"]:
+            bad.append(f"{src}: smallest text {text_px:.1f} px, under 80 % of the {layout['bodyFont']:.0f} px body")
+    assert not bad, f"{path}: {len(bad)} figures not crisp or not legible:\n  " + "\n  ".join(bad)
 
 
 _math_times: dict[str, int] = {}
