@@ -53,10 +53,12 @@ PHONE = {"width": 390, "height": 844}
 WIDTHS = (LAPTOP["width"], PHONE["width"])
 #: Typeset mathematics should be on screen this soon after navigation (local server, cold cache): the goal.
 MATH_SECONDS_GOAL = 1.5
-#: MathJax typesets in the browser, so a long chapter takes longer than the goal (2-7 s measured on an idle
-#: 2-core machine, up to 16 s on a busy one; the times measured are
-#: written to MATH_TIMES); the test fails above this limit, a regression on any machine.
-MATH_SECONDS_LIMIT = 20.0
+#: MathJax typesets lazily (book/_ext/klbook_site.py): the formulas on the first screen first, the rest as
+#: they come near the screen. Measured at 390 px, cold cache, on the shared 2-core machine at load average
+#: 8-11 (2026-12-04): math on the first screen after 0.9-2.8 s on the chapters (median 1.3 s), 1.1-1.4 s
+#: on the notation page; before lazy typesetting, 2.4-7.9 s. The test fails above this limit (the goal
+#: with room for a busy machine); the times measured are written to MATH_TIMES.
+MATH_SECONDS_LIMIT = 4.0
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
@@ -204,7 +206,9 @@ class PageLog:
         return {key: value for key, value in found.items() if value}
 
 
-#: Records when MathJax has typeset the page (its startup promise), in ms after navigation started.
+#: Records, in ms after navigation started, when MathJax's first pass is done (its startup promise;
+#: with lazy typesetting, placeholders for everything off screen) and when the reader first SEES typeset
+#: math: the first frame in which every formula on the first screen is typeset with its fonts loaded.
 _MATH_CLOCK = """(() => {
     const poll = () => {
         const promise = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
@@ -212,6 +216,19 @@ _MATH_CLOCK = """(() => {
         else setTimeout(poll, 5);
     };
     poll();
+    const onScreen = () => {
+        const shown = Array.from(document.querySelectorAll('span.math, div.math')).filter(el => {
+            const r = el.getBoundingClientRect();
+            return r.bottom > 0 && r.top < window.innerHeight && el.checkVisibility();
+        });
+        const typeset = shown.every(el => { const c = el.querySelector('mjx-container');
+            return c && !c.querySelector('mjx-lazy') && c.getBoundingClientRect().width > 0; });
+        if (window.__klbookMathDone !== undefined && typeset && document.fonts.status === 'loaded') {
+            window.__klbookMathOnScreen = performance.now();
+            window.__klbookMathShown = shown.length;
+        } else requestAnimationFrame(onScreen);
+    };
+    requestAnimationFrame(onScreen);
 })();"""
 
 
@@ -253,6 +270,14 @@ def _settle(page: object) -> None:
         page.wait_for_function("() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise",
                                timeout=30_000)
         page.evaluate("async () => { await window.MathJax.startup.promise; return true; }")
+        page.wait_for_function("() => window.__klbookMathOnScreen !== undefined", timeout=30_000)
+        # Lazy typesetting leaves what is off screen for later: typeset it all, as printing does, so that
+        # the checks and the full-page screenshots see every formula.
+        page.evaluate("""async () => {
+            const doc = window.MathJax.startup.document;
+            if (doc.lazyTypesetAll) await doc.lazyTypesetAll();
+            await document.fonts.ready;
+        }""")
 
 
 def _screenshot_name(path: str, mode: str, width: int) -> Path:
@@ -276,6 +301,7 @@ def test_site_has_every_toc_page_and_nothing_else(site: Path) -> None:
 def test_mathjax_is_served_by_the_site(site: Path) -> None:
     component = site / "_static" / "mathjax" / "tex-mml-chtml.js"
     assert component.is_file(), "MathJax was not copied into the site (book/_ext/klbook_site.py)"
+    assert (site / "_static" / "mathjax" / "ui" / "lazy.js").is_file(), "MathJax's lazy typesetting is missing"
     fonts = list((site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert fonts, "MathJax's CommonHTML fonts are missing from the site"
 
@@ -299,7 +325,11 @@ _INSPECT = """() => {
             .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src),
         math: {
             count: nodes.length,
-            untypeset: nodes.filter(n => !n.querySelector('mjx-container')).map(n => n.textContent.slice(0, 80)),
+            // typeset: the formula's own container holds MathJax's output (a lazy placeholder holds only
+            // mjx-lazy; MathJax 3.2.2's lazyTypesetAll may leave an empty one inside the hidden assistive
+            // MathML of a formula it typesets, which shows nothing)
+            untypeset: nodes.filter(n => !n.querySelector(':scope > mjx-container > mjx-math'))
+                .map(n => n.textContent.slice(0, 80)),
             containers: document.querySelectorAll('mjx-container').length,
             errors: Array.from(document.querySelectorAll('mjx-merror'))
                 .map(e => e.getAttribute('data-mjx-error') || e.textContent),
@@ -380,6 +410,8 @@ _LAYOUT = """() => {
         hasMath: document.querySelectorAll('span.math, div.math').length > 0,
         loadsMathJax: document.querySelectorAll("script[src*='mathjax']").length > 0,
         mathMs: window.__klbookMathDone === undefined ? null : Math.round(window.__klbookMathDone),
+        mathOnScreenMs: window.__klbookMathOnScreen === undefined ? null : Math.round(window.__klbookMathOnScreen),
+        mathShown: window.__klbookMathShown === undefined ? null : window.__klbookMathShown,
     };
 }"""
 
@@ -583,23 +615,26 @@ def test_figures_are_crisp_and_their_text_legible(visit, site: Path, path: str) 
     assert not bad, f"{path}: {len(bad)} figures not crisp or not legible:\n  " + "\n  ".join(bad)
 
 
-_math_times: dict[str, int] = {}
+_math_times: dict[str, dict] = {}
 
 
 @pytest.mark.parametrize("path", TOC_PAGES)
 def test_mathjax_only_where_there_is_math_and_soon(visit, path: str) -> None:
-    """MathJax loads only on pages with math; the time to typeset math is recorded and within the limit."""
+    """MathJax loads only on pages with math; the math on the first screen is typeset within the limit."""
     layout = visit(path, "light", PHONE["width"])["layout"]
     if not layout["hasMath"]:
         assert not layout["loadsMathJax"], f"{path}: loads MathJax but has no math"
         return
     assert layout["loadsMathJax"], f"{path}: has math but does not load MathJax"
     assert layout["mathMs"] is not None, f"{path}: MathJax never finished typesetting"
-    _math_times[path] = layout["mathMs"]
+    assert layout["mathOnScreenMs"] is not None, f"{path}: the math on the first screen was never typeset"
+    _math_times[path] = {"first screen ms": layout["mathOnScreenMs"], "formulas on it": layout["mathShown"],
+                         "first pass ms": layout["mathMs"]}
     MATH_TIMES.parent.mkdir(parents=True, exist_ok=True)
     MATH_TIMES.write_text(json.dumps(_math_times, indent=1), encoding="utf8")
-    assert layout["mathMs"] <= MATH_SECONDS_LIMIT * 1000, \
-        f"{path}: math typeset {layout['mathMs']} ms after navigation (goal {MATH_SECONDS_GOAL} s)"
+    assert layout["mathOnScreenMs"] <= MATH_SECONDS_LIMIT * 1000, \
+        (f"{path}: the math on the first screen typeset {layout['mathOnScreenMs']} ms after navigation "
+         f"(goal {MATH_SECONDS_GOAL} s, limit {MATH_SECONDS_LIMIT} s)")
 
 
 # --------------------------------------------------------------------------------------------------
