@@ -711,6 +711,45 @@ def test_launch_buttons(visit, path: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Citations: a preview at the citation, and a way back from the bibliography
+# --------------------------------------------------------------------------------------------------
+
+#: A chapter whose citations are checked, and the reference its first citation names.
+CITING_PAGE = "book/05_vae.html"
+
+
+def test_citation_previews_and_leads_back(browser: object, base_url: str) -> None:
+    """Hovering a citation shows the full reference (offline); clicking it lands on the bibliography entry,
+    whose "Cited in" link leads back to the citing paragraph of the chapter."""
+    context, page, log = _open(browser, base_url, CITING_PAGE)
+    try:
+        page.goto(base_url + CITING_PAGE, wait_until="load")
+        citation = page.locator("span.bibtex-citation a").first
+        label, preview = citation.text_content().strip(), citation.get_attribute("title") or ""
+        cite_id = citation.evaluate("a => a.closest('span.bibtex-citation').id")
+        assert label.split(",")[0].split()[0] in preview and len(preview) > 40, \
+            f"{CITING_PAGE}: citation {label!r} has no preview of its reference (title={preview!r})"
+        citation.click()
+        page.wait_for_url("**/bibliography.html#*")
+        entry = page.locator("div.citation:target")
+        assert entry.count() == 1, f"{CITING_PAGE}: citation {label!r} leads to no bibliography entry"
+        assert label in entry.locator("span.label").text_content(), \
+            f"{CITING_PAGE}: citation {label!r} leads to {entry.locator('span.label').text_content()!r}"
+        back = entry.locator(f"p.klbook-cited-in a[href$='{Path(CITING_PAGE).name}#{cite_id}']")
+        assert back.count() == 1, \
+            f"bibliography entry {label!r}: no link back to its citation #{cite_id} in {CITING_PAGE}"
+        back.click()
+        page.wait_for_url(f"**/{CITING_PAGE}#{cite_id}")
+        page.wait_for_timeout(300)
+        on_screen = page.evaluate("id => { const r = document.getElementById(id).getBoundingClientRect();"
+                                  " return r.top >= 0 && r.bottom <= window.innerHeight; }", cite_id)
+        assert on_screen, f"the way back from the bibliography does not show citation #{cite_id}"
+    finally:
+        context.close()
+    assert not log.problems(), f"citations: {json.dumps(log.problems(), indent=1)}"
+
+
+# --------------------------------------------------------------------------------------------------
 # Search
 # --------------------------------------------------------------------------------------------------
 

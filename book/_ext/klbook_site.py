@@ -29,7 +29,8 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
    (``bibtex_reference_style: author_year``: "Kingma and Welling, 2013"), but the bibliography's own labels
    come from the formatting style, alphabetic ("[KW13]") by default. The style ``klbook_author_year``
    registered here labels each entry the way the text cites it; a citation's link also carries the full
-   reference as its ``title``, a hover preview that needs no network.
+   reference as its ``title``, a hover preview that needs no network. Under each bibliography entry,
+   "Cited in:" links lead back to every citing place (sphinxcontrib-bibtex links back only within a page).
 5. **Both spellings find a page.** The book spells the British way ("reparameterisation"); a reader who
    searches "reparameterization" found nothing. Every page gets a ``keywords`` meta node (which Sphinx's
    search indexes) with the American spelling of each -ise/-isation word it uses.
@@ -292,6 +293,55 @@ def _link_glossary_terms(app: Sphinx, doctree: nodes.document, docname: str) -> 
             parent.replace(text, [p for p in pieces if not isinstance(p, nodes.Text) or str(p)])
 
 
+def _add_back_references(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Under each bibliography entry, links back to every place that cites it ("Cited in: 5. The VAE ...").
+
+    sphinxcontrib-bibtex 2.7 gives back-references only to citations on the bibliography's own page; the
+    chapters cite from other pages, so a reader who followed a citation had no way back. Each citation in
+    a chapter is a ``span.bibtex-citation`` with the id the bibtex domain records (``citation_ref_id``).
+    """
+    if app.builder.format != "html":
+        return
+    citations = list(doctree.findall(nodes.citation))
+    if not citations:
+        return
+    domain = app.env.get_domain("cite")
+    key_of = {c.citation_id: c.key for c in domain.citations}  # type: ignore[attr-defined]
+    places: dict[str, list[tuple[str, str]]] = {}
+    for ref in domain.citation_refs:  # type: ignore[attr-defined]
+        for target in ref.targets:
+            places.setdefault(target.key, []).append((ref.docname, ref.citation_ref_id))
+    for citation in citations:
+        key = next((key_of[i] for i in citation["ids"] if i in key_of), None)
+        cited = sorted(set(places.get(key, [])))
+        if not cited:
+            continue
+        para = nodes.paragraph(classes=["klbook-cited-in"])
+        para += nodes.Text("Cited in: ")
+        by_doc: dict[str, list[str]] = {}
+        for doc, ref_id in cited:
+            by_doc.setdefault(doc, []).append(ref_id)
+        for n, (doc, ref_ids) in enumerate(sorted(by_doc.items())):
+            if n:
+                para += nodes.Text("; ")
+            uri = app.builder.get_relative_uri(docname, doc)
+            title = app.env.titles[doc].astext() if doc in app.env.titles else doc
+            number = app.env.toc_secnumbers.get(doc, {}).get("")  # the chapter's number, if numbered
+            if number:
+                title = ".".join(map(str, number)) + ". " + title
+            para += nodes.reference("", title, internal=True, refuri=f"{uri}#{ref_ids[0]}")
+            if len(ref_ids) > 1:
+                para += nodes.Text(" (")
+                for m, ref_id in enumerate(ref_ids[1:], start=2):
+                    if m > 2:
+                        para += nodes.Text(", ")
+                    para += nodes.reference("", str(m), internal=True, refuri=f"{uri}#{ref_id}",
+                                            reftitle=f"citation {m} in {title}")
+                para += nodes.Text(")")
+        para += nodes.Text(".")
+        citation += para
+
+
 def _ancestors(node: nodes.Node):
     node = node.parent
     while node is not None:
@@ -343,6 +393,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-resolved", _drop_thebe_nodes, priority=999)
     app.connect("doctree-resolved", _add_other_spellings)
     app.connect("doctree-resolved", _link_glossary_terms)
+    app.connect("doctree-resolved", _add_back_references)
     app.connect("html-page-context", _clean_page, priority=999)
     app.connect("build-finished", _copy_mathjax)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
