@@ -10,7 +10,11 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
    importable package ``mathjax`` and needs nothing else), so ``pip install -r requirements.txt`` is the
    whole set-up; it is copied into the output when the build finishes. It is deliberately
    *not* put on ``html_static_path``: Jupyter Book 1 adds every ``.js`` file found there to every page.
-   If the package is missing the build stops with a message that says how to install it.
+   If the package is missing the build stops with a message that says how to install it. MathJax
+   typesets lazily (its ``ui/lazy`` extension: what is on screen first, the rest as it nears the screen),
+   and the theme's Font Awesome script (1.5 MB, redundant with its icon fonts) is left out by the template
+   ``templates/static/webpack-macros.html``: a chapter's first screen of math came 2.4-7.9 s after
+   navigation, now 0.9-2.8 s (shared 2-core machine under load; tests/test_browser.py measures it).
 2. **No console error on page load.** ``sphinx-thebe`` (always loaded by Jupyter Book 1) adds its inline
    script ``const THEBE_JS_URL = ...`` after the builder is initialised. Sphinx 7.4 then holds it twice:
    ``app.add_js_file(None, body=...)`` puts it on the builder with ``filename=None``, and
