@@ -554,6 +554,19 @@ def test_float64_gradients_within_a_few_ulp(logvar_p, logvar_q):
         assert ulp_error(a.grad, np.array([e])).max() <= 4
 
 
+
+@pytest.mark.parametrize(("logvar_p", "logvar_q"), [(50.1, -0.3), (40.7, -0.35)])
+def test_gradient_wrt_logvar_p_carries_the_rounding_error_of_the_log_variance_difference(logvar_p, logvar_q):
+    """d/dlogvar_p = expm1(logvar_p - logvar_q) / 2 from the difference s + e carried exactly: here
+    logvar_p - logvar_q rounds by 12.75 and -6.5 ULP of 1 (e), which e^s / 2 amplifies to ~13 and ~7 ULP of
+    the result; dropping or doubling the term e^s e / 2 breaks the bound (a mutant that did survived)."""
+    args = [torch.tensor([x], dtype=torch.float64, requires_grad=True) for x in (0.0, logvar_p, 0.0, logvar_q)]
+    kl_diag_normal(*args).backward()
+    with mpmath.workdps(60):
+        expected = float(mpmath.expm1(mpmath.mpf(logvar_p) - mpmath.mpf(logvar_q)) / 2)
+    assert ulp_error(args[1].grad, np.array([expected])).max() <= 2
+
+
 # --- inputs that training produces, and extremes (issue 12) ------------------------------------------
 
 
