@@ -187,5 +187,5 @@ sources.forEach((src, i) => { src.data = {x: src.data.x, y: ys[i][k]}; });
     for slider in sliders:
         slider.js_on_change("value", callback)
     layout = column(*sliders, *readouts, *figures, sizing_mode="stretch_width",
-                    name=spec["name"], css_classes=[MARKER_CLASS + "-figure"])
+                    name=spec["name"], css_classes=[MARKER_CLASS + "-layout"])
     return components(layout)

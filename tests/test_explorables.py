@@ -1,0 +1,157 @@
+"""Explorables (issue 17): the data helpers of ``klbook.explorables`` and, in the built site, every
+slider of every explorable moved by mouse (1280 px) and by touch (390 px), light and dark mode.
+
+The browser tests reuse the Playwright browser and the local server of ``tests/test_browser.py`` (one
+sync Playwright per pytest session). The numbers on the page are compared with the values the chapter
+stored (its notebook's output) and, for the two Gaussians, with ``klbook.kl_normal`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urljoin
+
+import numpy as np
+import pytest
+
+from klbook.explorables import SPEC_MIME, Explorable, state_index, two_gaussians
+from klbook.gaussian import kl_normal
+from tests.test_browser import ROOT, PageLog, base_url, browser, site  # noqa: F401 - fixtures
+
+#: Pages with explorables and the notebooks that store their data.
+PAGES = {"book/03_gaussian_kl.html": "book/03_gaussian_kl.ipynb"}
+_SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.S)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data helpers
+# ------------------------------------------------------------------------------------------------
+
+def _small() -> Explorable:
+    return two_gaussians([-1.0, 0.0, 2.0], [0.5, 1.0], x=np.linspace(-4, 4, 9))
+
+
+def test_two_gaussians_readouts_are_kl_normal_in_both_directions() -> None:
+    spec = _small().spec()
+    for i, mu in enumerate([-1.0, 0.0, 2.0]):
+        for j, sigma in enumerate([0.5, 1.0]):
+            text = spec["readouts"][0]["values"][state_index([i, j], [3, 2])]
+            assert f"D(p‖q) = {kl_normal(0.0, 1.0, mu, sigma):.4f}" in text
+            assert f"D(q‖p) = {kl_normal(mu, sigma, 0.0, 1.0):.4f}" in text
+
+
+def test_two_gaussians_terms_add_up_to_the_divergence() -> None:
+    spec = _small().spec()
+    terms = np.array(spec["panels"][1]["series"][0]["y"])
+    m, s = np.meshgrid([-1.0, 0.0, 2.0], [0.5, 1.0], indexing="ij")
+    np.testing.assert_allclose(terms.sum(axis=1), kl_normal(0.0, 1.0, m.ravel(), s.ravel()), rtol=1e-5)
+
+
+def test_state_index_is_row_major() -> None:
+    assert state_index([1, 1], [3, 2]) == 3
+    assert state_index([2, 0], [3, 2]) == 4
+
+
+def test_output_is_deterministic_data_with_short_text_lines() -> None:
+    a, b = _small()._repr_mimebundle_(), _small()._repr_mimebundle_()
+    assert a == b
+    assert json.loads(_SPEC.search(a["text/html"]).group(1)) == json.loads(json.dumps(_small().spec()))
+    assert SPEC_MIME in a["text/html"]
+    assert all(len(line) <= 74 for line in a["text/plain"].splitlines())
+
+
+@pytest.mark.parametrize("bad", [dict(mu_q=[0.0]), dict(sigma_q=[1.0, -1.0]), dict(sigma_q=[[1.0, 2.0]])])
+def test_bad_grids_raise_value_error(bad: dict) -> None:
+    args = {"mu_q": [0.0, 1.0], "sigma_q": [1.0, 2.0], **bad}
+    with pytest.raises(ValueError, match="mu_q|sigma_q"):
+        two_gaussians(**args)
+
+
+# ------------------------------------------------------------------------------------------------
+# The built site
+# ------------------------------------------------------------------------------------------------
+
+def _stored_specs(notebook: str) -> list[dict]:
+    nb = json.loads((ROOT / notebook).read_text(encoding="utf8"))
+    specs = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            markup = "".join(output.get("data", {}).get("text/html", ""))
+            match = _SPEC.search(markup)
+            if match:
+                specs.append(json.loads(match.group(1)))
+    return specs
+
+
+def _shadow_text(locator) -> str:
+    """The text a Bokeh widget shows (its shadow root holds style sheets too)."""
+    return locator.evaluate("e => [...(e.shadowRoot || e).children].filter(c => c.tagName !== 'STYLE')"
+                            ".map(c => c.textContent).join('')")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: int, mode: str) -> None:  # noqa: F811
+    touch = width < 1000
+    context = browser.new_context(color_scheme=mode, viewport={"width": width, "height": 844},
+                                  has_touch=touch, is_mobile=touch, service_workers="block")
+    log = PageLog(base_url)
+
+    def route(route) -> None:
+        url = route.request.url
+        if url.startswith(base_url) or url.startswith(("data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            log.external_requests.append(url)
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda m: m.type == "error" and log.console_errors.append(m.text))
+    page.on("pageerror", lambda e: log.page_errors.append(str(e)))
+    try:
+        page.goto(urljoin(base_url, path))
+        page.wait_for_selector("div.klbook-explorable-figure .noUi-handle", timeout=30000)
+        for spec in _stored_specs(PAGES[path]):
+            frame = page.locator(f'div.klbook-explorable-figure[data-name="{spec["name"]}"]')
+            shape = [len(s["labels"]) for s in spec["sliders"]]
+            targets = frame.locator(".noUi-base")
+            handles = frame.locator(".noUi-handle")
+            assert targets.count() == len(shape)
+            for i, n in enumerate(shape):
+                for fraction in (0.0, 0.3, 0.75, 1.0):
+                    want = round(fraction * (n - 1))
+                    targets.nth(i).scroll_into_view_if_needed()
+                    box = targets.nth(i).bounding_box()
+                    x = box["x"] + min(max(box["width"] * want / (n - 1), 1), box["width"] - 1)
+                    y = box["y"] + box["height"] / 2
+                    if touch:
+                        page.touchscreen.tap(x, y)
+                    else:
+                        page.mouse.click(x, y)
+                    page.wait_for_timeout(400)  # noUiSlider ignores taps during its 300 ms tap animation
+                    positions = [round(float(handles.nth(k).get_attribute("aria-valuenow")))
+                                 for k in range(len(shape))]
+                    assert positions[i] == want, (spec["name"], i, fraction, positions)
+                    k = state_index(positions, shape)
+                    shown = _shadow_text(frame.locator(".klbook-explorable-readout").first)
+                    assert shown == spec["readouts"][0]["values"][k]
+                    if spec["name"] == "two-gaussians":
+                        mu = float(spec["sliders"][0]["labels"][positions[0]])
+                        sigma = float(spec["sliders"][1]["labels"][positions[1]])
+                        assert f"D(p‖q) = {kl_normal(0.0, 1.0, mu, sigma):.4f}" in shown
+                        assert f"D(q‖p) = {kl_normal(mu, sigma, 0.0, 1.0):.4f}" in shown
+            column = page.locator("main article, article.bd-article").first.bounding_box()
+            box = frame.bounding_box()
+            assert box["x"] >= column["x"] - 1 and box["x"] + box["width"] <= column["x"] + column["width"] + 1
+            frame.scroll_into_view_if_needed()
+            shots = ROOT / "test-artifacts" / "screenshots"
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / f"explorable-{spec['name']}-{width}-{mode}.png"))
+        assert not log.problems(), log.problems()
+    finally:
+        context.close()
+
