@@ -21,7 +21,7 @@ from tests.test_browser import ROOT, PageLog, base_url, browser, site  # noqa: F
 
 #: Pages with explorables and the notebooks that store their data.
 PAGES = {"book/03_gaussian_kl.html": "book/03_gaussian_kl.ipynb"}
-_SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.S)
+_SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.DOTALL)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def test_output_is_deterministic_data_with_short_text_lines() -> None:
     assert all(len(line) <= 74 for line in a["text/plain"].splitlines())
 
 
-@pytest.mark.parametrize("bad", [dict(mu_q=[0.0]), dict(sigma_q=[1.0, -1.0]), dict(sigma_q=[[1.0, 2.0]])])
+@pytest.mark.parametrize("bad", [{"mu_q": [0.0]}, {"sigma_q": [1.0, -1.0]}, {"sigma_q": [[1.0, 2.0]]}])
 def test_bad_grids_raise_value_error(bad: dict) -> None:
     args = {"mu_q": [0.0, 1.0], "sigma_q": [1.0, 2.0], **bad}
     with pytest.raises(ValueError, match="mu_q|sigma_q"):
@@ -102,7 +102,7 @@ def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: 
 
     def route(route) -> None:
         url = route.request.url
-        if url.startswith(base_url) or url.startswith(("data:", "blob:", "about:")):
+        if url.startswith((base_url, "data:", "blob:", "about:")):
             route.continue_()
         else:
             log.external_requests.append(url)

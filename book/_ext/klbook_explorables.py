@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 JS_FILES = ("bokeh.min.js", "bokeh-widgets.min.js")
 TARGET = "bokeh"
-_SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.S)
+_SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.DOTALL)
 _STYLE = (
     "<style>.klbook-explorable-figure{max-width:100%;overflow:hidden;margin:0.5rem 0 1rem}"
     "html[data-theme=dark] .klbook-explorable-figure{filter:invert(0.9) hue-rotate(180deg)}</style>"

@@ -30,7 +30,7 @@ import numpy as np
 
 from klbook.gaussian import kl_normal
 
-__all__ = ["Explorable", "two_gaussians", "render_bokeh", "state_index", "SPEC_MIME", "MARKER_CLASS"]
+__all__ = ["MARKER_CLASS", "SPEC_MIME", "Explorable", "render_bokeh", "state_index", "two_gaussians"]
 
 #: The class of the ``<div>`` the notebook output holds, and the MIME-like tag of its JSON data.
 MARKER_CLASS = "klbook-explorable"
