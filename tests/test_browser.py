@@ -28,6 +28,7 @@ the environment variable ``CI`` is set: then they fail, because CI must run them
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import json
 import os
@@ -296,6 +297,18 @@ def test_site_has_every_toc_page_and_nothing_else(site: Path) -> None:
     stray = sorted(built - set(ALL_PAGES))
     assert not missing, f"pages in _toc.yml that were not built: {missing}"
     assert not stray, f"pages in the site that _toc.yml does not list (exclude them in _config.yml): {stray}"
+
+
+def test_glossary_links_preview_their_definition_without_raw_tex(site: Path) -> None:
+    # A link's title attribute is shown as plain text on hover: TeX there would read "p_\theta(x\mid z)".
+    titles = [html.unescape(title) for page in (site / "book").glob("*.html")
+              for title in re.findall(r'class="[^"]*klbook-term[^"]*"[^>]*title="([^"]*)"'
+                                      r'|title="([^"]*)"[^>]*class="[^"]*klbook-term',
+                                      page.read_text(encoding="utf8"))
+              for title in title if title]
+    assert len(titles) > 20, "glossary terms are no longer linked from the chapters"
+    raw = sorted({t for t in titles if "\\" in t or "{" in t})
+    assert not raw, "hover definitions with raw TeX:\n  " + "\n  ".join(raw)
 
 
 def test_mathjax_is_served_by_the_site(site: Path) -> None:

@@ -240,6 +240,34 @@ _NO_TERM_LINKS = (nodes.title, nodes.rubric, nodes.reference, nodes.literal, nod
                   nodes.field_name, nodes.FixedTextElement)
 
 
+#: TeX in a glossary definition, as plain text for the hover title of a term's link (a title attribute
+#: cannot hold typeset math). Longer commands are matched first (``\\nabla`` before ``\\ne``).
+_TEX_AS_TEXT = {
+    r"\operatorname": "", r"\mathrm": "", r"\mathcal": "", r"\mathbb": "", r"\tfrac12": "½",
+    r"\Vert": "‖", r"\mid": " | ", r"\sim": "~", r"\otimes": "⊗", r"\odot": "⊙", r"\approx": "≈",
+    r"\ge": "≥", r"\ne": "≠", r"\int": "∫", r"\sum": "Σ", r"\nabla": "∇", r"\log": "log",
+    r"\ln": "ln", r"\big": "", r"\theta": "θ", r"\phi": "φ", r"\beta": "β", r"\mu": "μ",
+    r"\sigma": "σ", r"\tau": "τ", r"\varepsilon": "ε", r"\,": " ", r"\ ": " ",
+}
+_TEX_COMMAND = re.compile("|".join(re.escape(c) for c in sorted(_TEX_AS_TEXT, key=len, reverse=True)))
+
+
+def _tex_as_text(tex: str) -> str:
+    """``D_{\\mathrm{KL}}(P\\,\\Vert\\,Q)`` -> ``D_KL(P ‖ Q)``: readable in a tooltip, not typeset."""
+    text = _TEX_COMMAND.sub(lambda m: _TEX_AS_TEXT[m.group(0)], tex)
+    text = text.replace("{", "").replace("}", "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _plain_text(node: nodes.Node) -> str:
+    """A node's text with its inline math written as plain text."""
+    if isinstance(node, nodes.math):
+        return _tex_as_text(node.astext())
+    if isinstance(node, nodes.Text):
+        return str(node)
+    return "".join(_plain_text(child) for child in node.children)
+
+
 def _glossary(app: Sphinx) -> dict[str, tuple[str, str, str]]:
     """Glossary terms: lower-case term -> (term, docname, anchor, first sentence of the definition)."""
     terms = {}
@@ -252,7 +280,7 @@ def _glossary(app: Sphinx) -> dict[str, tuple[str, str, str]]:
             doctree = app.env.get_doctree(docname)
             for item in doctree.findall(nodes.definition_list_item):
                 ids = [i for t in item.findall(nodes.term) for i in t["ids"]]
-                text = " ".join(d.astext() for d in item.findall(nodes.definition)).split("\n")
+                text = " ".join(_plain_text(d) for d in item.findall(nodes.definition)).split("\n")
                 for i in ids:
                     definitions[i] = " ".join(text)
             definitions.setdefault(docname, "")
