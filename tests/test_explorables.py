@@ -15,12 +15,22 @@ from urllib.parse import urljoin
 import numpy as np
 import pytest
 
-from klbook.explorables import SPEC_MIME, Explorable, state_index, two_gaussians
-from klbook.gaussian import kl_normal
+from klbook.estimators import mc_kl
+from klbook.explorables import (
+    SPEC_MIME,
+    Explorable,
+    estimator_sampling,
+    state_index,
+    two_gaussians,
+)
+from klbook.gaussian import kl_normal, normal_logpdf
 from tests.test_browser import ROOT, PageLog, base_url, browser, site  # noqa: F401 - fixtures
 
 #: Pages with explorables and the notebooks that store their data.
-PAGES = {"book/03_gaussian_kl.html": "book/03_gaussian_kl.ipynb"}
+PAGES = {
+    "book/03_gaussian_kl.html": "book/03_gaussian_kl.ipynb",
+    "book/07_practice.html": "book/07_practice.ipynb",
+}
 _SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.DOTALL)
 
 
@@ -66,6 +76,78 @@ def test_bad_grids_raise_value_error(bad: dict) -> None:
     args = {"mu_q": [0.0, 1.0], "sigma_q": [1.0, 2.0], **bad}
     with pytest.raises(ValueError, match="mu_q|sigma_q"):
         two_gaussians(**args)
+
+
+_MUS = [0.25, 0.5, 1.0]
+
+
+def _estimators() -> Explorable:
+    return estimator_sampling(_MUS, n_samples=100, repeats=400, seed=3)
+
+
+def _estimates(mu: float, k: str) -> np.ndarray:
+    x = np.random.default_rng(3).standard_normal((400, 100))
+    return mc_kl(normal_logpdf(x, 0.0, 1.0), normal_logpdf(x, mu, 1.0), estimator=k).estimate
+
+
+def test_estimator_readouts_are_mc_kl_bias_and_spread() -> None:
+    spec = _estimators().spec()
+    for i, mu in enumerate(_MUS):
+        d = float(kl_normal(0.0, 1.0, mu, 1.0))
+        assert spec["sliders"][0]["labels"][i] == f"{mu**2 / 2:.3g}"
+        text = spec["readouts"][0]["values"][i]
+        assert text.startswith(f"D(q‖p) = {d:.4f} nats, n = 100.")
+        for k, sub in (("k1", "₁"), ("k2", "₂"), ("k3", "₃")):
+            est = _estimates(mu, k)
+            assert f"k{sub} {round(est.mean() - d, 4) + 0.0:+.4f}" in text
+            assert f"k{sub} {est.std(ddof=1):.4f}" in text
+
+
+def test_estimator_bias_and_spread_match_the_closed_forms() -> None:
+    # E[k1] = E[k3] = D, E[k2] = D + D^2/2, Var[k1] = 2D per sample
+    # (q = N(0, 1), p = N(mu, 1)); within 4 standard errors / 15%.
+    bars = np.array(_estimators().spec()["panels"][1]["series"][0]["y"])
+    for i, mu in enumerate(_MUS):
+        d = mu**2 / 2
+        bias, spread = bars[i, :3], bars[i, 3:]
+        se = spread / np.sqrt(400)
+        assert abs(bias[0]) < 4 * se[0] and abs(bias[2]) < 4 * se[2]
+        assert abs(bias[1] - d**2 / 2) < 4 * se[1]
+        assert abs(spread[0] / np.sqrt(2 * d / 100) - 1) < 0.15
+
+
+def test_estimator_densities_hold_the_estimates_in_range() -> None:
+    panel = _estimators().spec()["panels"][0]
+    width = panel["series"][0]["x"][1] - panel["series"][0]["x"][0]
+    for series, k in zip(panel["series"], ("k1", "k2", "k3")):
+        for i, mu in enumerate(_MUS):
+            rel = _estimates(mu, k) / (mu**2 / 2)
+            inside = np.mean((rel >= -1.0) & (rel <= 3.0))
+            mass = np.sum(series["y"][i]) * width
+            assert abs(mass - inside) < 1e-3
+
+
+def test_estimator_output_is_deterministic_with_short_text_lines() -> None:
+    a, b = _estimators()._repr_mimebundle_(), _estimators()._repr_mimebundle_()
+    assert a == b
+    assert all(len(line) <= 74 for line in a["text/plain"].splitlines())
+
+
+@pytest.mark.parametrize(
+    ("bad", "name"),
+    [
+        ({"mu": [0.5]}, "mu"),
+        ({"mu": [0.0, 1.0]}, "mu"),
+        ({"mu": [0.5, np.nan]}, "mu"),
+        ({"n_samples": 1}, "n_samples"),
+        ({"repeats": 2.5}, "repeats"),
+        ({"rel_range": (1.0, -1.0)}, "rel_range"),
+    ],
+)
+def test_estimator_bad_arguments_raise_value_error(bad: dict, name: str) -> None:
+    args = {"mu": [0.5, 1.0], "repeats": 10, **bad}
+    with pytest.raises(ValueError, match=name):
+        estimator_sampling(**args)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -28,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from klbook.gaussian import kl_normal
+from klbook.estimators import mc_kl
+from klbook.gaussian import kl_normal, normal_logpdf
 
-__all__ = ["MARKER_CLASS", "SPEC_MIME", "Explorable", "render_bokeh", "state_index", "two_gaussians"]
+__all__ = ["MARKER_CLASS", "SPEC_MIME", "Explorable", "estimator_sampling", "render_bokeh",
+           "state_index", "two_gaussians"]
 
 #: The class of the ``<div>`` the notebook output holds, and the MIME-like tag of its JSON data.
 MARKER_CLASS = "klbook-explorable"
@@ -127,6 +129,74 @@ def two_gaussians(mu_q: Any, sigma_q: Any, *, mu_p: float = 0.0, sigma_p: float 
                         {"label": "q", "color": COLORS[1], "x": _round(x), "y": _round(density_q, 4)}]},
             {"title": "terms of D(p‖q)", "x_label": "", "y_label": "nats", "kind": "bar",
              "series": [{"label": "term", "color": COLORS[2], "x": names, "y": _round(terms)}]},
+        ],
+    )
+
+
+def estimator_sampling(mu: Any, *, n_samples: int = 100, repeats: int = 1000, seed: int = 7,
+                       bins: int = 41, rel_range: tuple[float, float] = (-1.0, 3.0)) -> Explorable:
+    r"""Sampling distributions of Schulman's :math:`k_1, k_2, k_3` estimates of :math:`D(q\|p)`.
+
+    For :math:`q = \mathcal N(0, 1)`, :math:`p = \mathcal N(\mu, 1)` (so :math:`D(q\|p) = \mu^2/2`,
+    evaluated by ``kl_normal``), one slider position per ``mu``. Each estimate is ``mc_kl`` over
+    ``n_samples`` draws from q, repeated ``repeats`` times; the same draws (one seeded generator)
+    serve every position. Shows, per estimator, the density of ``estimate / D`` (a histogram with
+    ``bins`` bins on ``rel_range``, normalised by all ``repeats`` estimates, so mass outside the range
+    is not drawn), and as readout and bars the bias (mean of the estimates minus D) and the spread
+    (their sample standard deviation, ``ddof=1``), in nats.
+    """
+    mu = np.asarray(mu, dtype=float)
+    if mu.ndim != 1 or mu.size < 2 or not np.all(np.isfinite(mu)) or np.any(mu <= 0):
+        raise ValueError("mu: a 1-D grid of at least 2 positive, finite shifts of p's mean")
+    for name, value in (("n_samples", n_samples), ("repeats", repeats), ("bins", bins)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+            raise ValueError(f"{name}: an integer of at least 2, got {value!r}")
+    lo, hi = (float(v) for v in rel_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError("rel_range: two finite numbers, low < high")
+    x = np.random.default_rng(seed).standard_normal((repeats, n_samples))
+    log_q = normal_logpdf(x, 0.0, 1.0)
+    names = ("k1", "k2", "k3")
+    edges = np.linspace(lo, hi, bins + 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    true_kl, bias, spread = [], [], []
+    density: dict[str, list] = {k: [] for k in names}
+    for m in mu:
+        d = float(kl_normal(0.0, 1.0, float(m), 1.0))
+        log_p = normal_logpdf(x, float(m), 1.0)
+        true_kl.append(d)
+        row_bias, row_spread = [], []
+        for k in names:
+            estimates = np.asarray(mc_kl(log_q, log_p, estimator=k).estimate, dtype=float)
+            counts, _ = np.histogram(estimates / d, bins=edges)
+            density[k].append(counts / (repeats * (edges[1] - edges[0])))
+            row_bias.append(float(estimates.mean() - d))
+            row_spread.append(float(estimates.std(ddof=1)))
+        bias.append(row_bias)
+        spread.append(row_spread)
+    def signed(v: float) -> str:
+        return f"{round(v, 4) + 0.0:+.4f}"  # + 0.0: a bias that rounds to zero prints as +0.0000
+
+    readout = [f"D(q‖p) = {d:.4f} nats, n = {n_samples}.  Bias: k₁ {signed(b[0])}, k₂ {signed(b[1])}, "
+               f"k₃ {signed(b[2])};  spread: k₁ {s[0]:.4f}, k₂ {s[1]:.4f}, k₃ {s[2]:.4f} nats"
+               for d, b, s in zip(true_kl, bias, spread)]
+    labels = ["k₁", "k₂", "k₃"]
+    return Explorable(
+        name="estimators",
+        alt=("Interactive: a slider sets the true KL divergence; the sampling distributions of the "
+             "estimators k1, k2 and k3 and their bias and spread update."),
+        sliders=[{"name": "kl", "label": "true D(q‖p) in nats",
+                  "labels": [f"{d:.3g}" for d in true_kl]}],
+        readouts=[{"name": "bias-spread", "values": readout}],
+        panels=[
+            {"title": f"estimates from n = {n_samples} samples, {repeats} repetitions",
+             "x_label": "estimate / true D", "y_label": "density", "kind": "line",
+             "series": [{"label": lab, "color": COLORS[i], "x": _round(centres),
+                         "y": _round(density[k], 4)} for i, (k, lab) in enumerate(zip(names, labels))]},
+            {"title": "bias and spread (nats)", "x_label": "", "y_label": "nats", "kind": "bar",
+             "series": [{"label": "value", "color": COLORS[2],
+                         "x": [f"bias {lab}" for lab in labels] + [f"spread {lab}" for lab in labels],
+                         "y": _round(np.hstack([bias, spread]))}]},
         ],
     )
 
