@@ -189,13 +189,13 @@ def estimator_sampling(mu: Any, *, n_samples: int = 100, repeats: int = 1000, se
                   "labels": [f"{d:.3g}" for d in true_kl]}],
         readouts=[{"name": "bias-spread", "values": readout}],
         panels=[
-            {"title": f"estimates from n = {n_samples} samples, {repeats} repetitions",
+            {"title": f"estimates: n = {n_samples}, {repeats} repetitions",
              "x_label": "estimate / true D", "y_label": "density", "kind": "line",
              "series": [{"label": lab, "color": COLORS[i], "x": _round(centres),
                          "y": _round(density[k], 4)} for i, (k, lab) in enumerate(zip(names, labels))]},
-            {"title": "bias and spread (nats)", "x_label": "", "y_label": "nats", "kind": "bar",
+            {"title": "bias and spread (sd), nats", "x_label": "", "y_label": "nats", "kind": "bar",
              "series": [{"label": "value", "color": COLORS[2],
-                         "x": [f"bias {lab}" for lab in labels] + [f"spread {lab}" for lab in labels],
+                         "x": [f"bias {lab}" for lab in labels] + [f"sd {lab}" for lab in labels],
                          "y": _round(np.hstack([bias, spread]))}]},
         ],
     )
