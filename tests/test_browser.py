@@ -27,17 +27,13 @@ the environment variable ``CI`` is set: then they fail, because CI must run them
 
 from __future__ import annotations
 
-import functools
 import html
 import http.server
 import json
 import os
 import re
 import shutil
-import socketserver
-import threading
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
@@ -126,32 +122,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
                       ".ipynb": "application/x-ipynb+json", ".js": "text/javascript"}
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-@pytest.fixture(scope="session")
-def site() -> Path:
-    if not (SITE / "index.html").is_file():
-        _unavailable(f"no built site at {SITE}: build it first with `make html` "
-                     "(jupyter-book build . -W -n --keep-going)")
-    return SITE
-
-
-@pytest.fixture(scope="session")
-def base_url(site: Path) -> Iterator[str]:
-    """The site served on 127.0.0.1 at a free port, for the whole session."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    socketserver.ThreadingTCPServer.allow_reuse_address = True
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def chromium_executable() -> str:
@@ -168,21 +140,6 @@ def chromium_executable() -> str:
         _unavailable("Chromium not found: install Debian's browser with `apt-get install -y chromium` "
                      "(Playwright's own browser download is not used)")
     return executable
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    executable = chromium_executable()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright for Python is not installed: `pip install -r requirements.txt`")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class PageLog:

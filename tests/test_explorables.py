@@ -24,7 +24,7 @@ from klbook.explorables import (
     two_gaussians,
 )
 from klbook.gaussian import kl_normal, normal_logpdf
-from tests.test_browser import ROOT, PageLog, base_url, browser, site  # noqa: F401 - fixtures
+from tests.test_browser import ROOT, PageLog
 
 #: Pages with explorables and the notebooks that store their data.
 PAGES = {
@@ -176,7 +176,7 @@ def _shadow_text(locator) -> str:
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("path", list(PAGES))
-def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: int, mode: str) -> None:  # noqa: F811
+def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: int, mode: str) -> None:
     touch = width < 1000
     context = browser.new_context(color_scheme=mode, viewport={"width": width, "height": 844},
                                   has_touch=touch, is_mobile=touch, service_workers="block")
