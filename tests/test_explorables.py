@@ -1,8 +1,8 @@
 """Explorables (issue 17): the data helpers of ``klbook.explorables`` and, in the built site, every
 slider of every explorable moved by mouse (1280 px) and by touch (390 px), light and dark mode.
 
-The browser tests reuse the Playwright browser and the local server of ``tests/test_browser.py`` (one
-sync Playwright per pytest session). The numbers on the page are compared with the values the chapter
+The browser tests share the Playwright browser and the local server with ``tests/test_browser.py``
+(fixtures in ``tests/conftest.py``: one sync Playwright per pytest session). The numbers on the page are compared with the values the chapter
 stored (its notebook's output) and, for the two Gaussians, with ``klbook.kl_normal`` itself.
 """
 
