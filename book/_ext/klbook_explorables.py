@@ -10,8 +10,9 @@ to no other page. Nothing is requested from another host. The LaTeX builder (PDF
 line beside the chapter's static figure; the reader's notebooks keep the stored output (its fallback
 sentence points to the static figure).
 
-Dark mode: the figure's background is transparent, and under the theme's dark mode the figure is shown
-through ``filter: invert(...) hue-rotate(180deg)`` (dark text and axes become light, hues are kept).
+Dark mode: the explorable sits on a white card with dark text, as the static figures (opaque white
+backgrounds) do. An inverting filter was tried first: it turned the page's dark background behind the
+figure into a light grey panel and left the widgets' text light grey on it, unreadable.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ TARGET = "bokeh"
 _SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.DOTALL)
 _STYLE = (
     "<style>.klbook-explorable-figure{max-width:100%;overflow:hidden;margin:0.5rem 0 1rem}"
-    "html[data-theme=dark] .klbook-explorable-figure{filter:invert(0.9) hue-rotate(180deg)}</style>"
+    "html[data-theme=dark] .klbook-explorable-figure{background:#fff;color:#212529;color-scheme:light;"
+    "border-radius:4px;padding:0.25rem}</style>"
 )
 
 
