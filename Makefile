@@ -78,11 +78,11 @@ lab: $(STAMP)
 
 refresh: $(STAMP)
 	@test -n "$(NB)" || (echo "usage: make refresh NB=book/<chapter>.ipynb" && exit 2)
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace "$(NB)"
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$(NB)"
 	$(BIN)/python tests/nbval_tolerance.py stamp "$(NB)"
 
 refresh-all: $(STAMP)
-	for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
+	for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
 	$(BIN)/python tests/nbval_tolerance.py stamp $(NOTEBOOKS)
 
 benchmark: $(STAMP)
