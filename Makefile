@@ -76,13 +76,16 @@ pdf: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab book/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
+# Re-executes a notebook in place; no per-cell timestamps, so a refresh changes only what the chapter shows
+EXECUTE = $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False
+
 refresh: $(STAMP)
 	@test -n "$(NB)" || (echo "usage: make refresh NB=book/<chapter>.ipynb" && exit 2)
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$(NB)"
+	$(EXECUTE) "$(NB)"
 	$(BIN)/python tests/nbval_tolerance.py stamp "$(NB)"
 
 refresh-all: $(STAMP)
-	for nb in $(NOTEBOOKS); do $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
+	for nb in $(NOTEBOOKS); do $(EXECUTE) "$$nb" || exit 1; done
 	$(BIN)/python tests/nbval_tolerance.py stamp $(NOTEBOOKS)
 
 benchmark: $(STAMP)
