@@ -14,6 +14,7 @@ Run with ``make benchmark`` (or ``python benchmarks/accuracy_speed.py``). Writes
   switched off (an ablation, patched in here; the library has no such option).
 * Whether a cheap error bound could let ``kl_mvn`` skip the correction (``benchmarks/mvn_error_bound.py``).
 * Forward + backward passes beside torch.distributions (``benchmarks/gradient_speed.py``).
+* A whole VAE training step with either library's KL term (``benchmarks/training_step.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from torch.distributions import Independent, MultivariateNormal, Normal, kl_dive
 import klbook
 import klbook._mvn
 import gradient_speed  # benchmarks/gradient_speed.py: the forward + backward section
+import training_step  # benchmarks/training_step.py: a whole VAE training step
 from klbook.accuracy import accuracy_table, format_table, hard_grids, reference_kl_mvn, ulp_error
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -220,6 +222,7 @@ of at most twice the time of `torch.distributions`: within 4 ULP was the require
 
     text += "\n" + mvn_error_bound.section(pairs=100, size=args.size) + "\n"
     text += "\n" + gradient_speed.section(repeats=max(3, args.repeats // 2)) + "\n"
+    text += "\n" + training_step.section() + "\n"
     print(text)
     if not args.no_write:
         RESULTS.write_text(text)

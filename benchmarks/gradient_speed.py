@@ -21,15 +21,14 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 import klbook
+from _results import replace_section  # benchmarks/_results.py
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 # The section of RESULTS.md this script owns lies between these two lines.
 BEGIN, END = "% gradient_speed.py: begin (a MyST comment)", "% gradient_speed.py: end"
 SIZES = ((128, 32), (4_096, 64), (100_000, 64), (200_000, 64))
@@ -161,12 +160,7 @@ def main() -> None:
     text = section(args.repeats, tuple(args.threads))
     print(text)
     if not args.no_write:
-        old = RESULTS.read_text()
-        if BEGIN in old:
-            new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END) :]
-        else:
-            new = old.rstrip("\n") + "\n\n" + text + "\n"
-        RESULTS.write_text(new)
+        replace_section(text, BEGIN, END)
 
 
 if __name__ == "__main__":
