@@ -211,8 +211,10 @@ class _Mixture(NamedTuple):
     crossings: np.ndarray  # see _crossings; computed once per mixture
 
 
-def _standardise(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> tuple[_Mixture, float, float]:
-    """The mixture shifted and scaled to mean 0, variance 1, with its original mean and std."""
+def _standardise(weights: ArrayLike, means: ArrayLike, stds: ArrayLike) -> tuple[_Mixture, float, float]:
+    """The validated mixture (see :func:`_mixture_arrays`) shifted and scaled to mean 0, variance 1, with
+    its original mean and std: every public function below declares its mixture through this."""
+    w, mu, sd = _mixture_arrays(weights, means, stds)
     mean = float(np.sum(w * mu))
     # Var = sum w sigma^2 + sum w (mu - mean)^2: two non-negative sums, no cancellation.
     var = float(np.sum(w * sd**2) + np.sum(w * (mu - mean) ** 2))
@@ -542,8 +544,7 @@ def mixture_entropy(weights: ArrayLike, means: ArrayLike, stds: ArrayLike) -> fl
     ValueError
         For invalid mixture parameters (see :func:`mixture_logpdf`).
     """
-    w, mu, sd = _mixture_arrays(weights, means, stds)
-    mix, _, scale = _standardise(w, mu, sd)
+    mix, _, scale = _standardise(weights, means, stds)
     return _entropy_standardised(mix) + math.log(scale)
 
 
@@ -610,14 +611,13 @@ def kl_normal_mixture(
         For an unknown direction, invalid mixture parameters, non-finite ``mu`` or ``sigma <= 0``.
     """
     _check_direction(direction)
-    w, mu_k, sd = _mixture_arrays(weights, means, stds)
+    mix, mean, scale = _standardise(weights, means, stds)
     mu_arr = np.asarray(detached_numpy(real_array("mu", mu)), dtype=np.float64)
     sigma_arr = np.asarray(detached_numpy(real_array("sigma", sigma)), dtype=np.float64)
     try:
         mu_b, sigma_b = np.broadcast_arrays(mu_arr, sigma_arr)
     except ValueError:
         raise ValueError(f"shapes do not broadcast: mu {mu_arr.shape}, sigma {sigma_arr.shape}") from None
-    mix, mean, scale = _standardise(w, mu_k, sd)
     entropy = _entropy_standardised(mix) if direction == "forward" else math.nan
     out = np.empty(mu_b.shape, dtype=np.float64)
     for index in np.ndindex(mu_b.shape):
@@ -662,9 +662,8 @@ def reverse_kl_derivatives(
     ValueError
         For invalid mixture parameters, non-finite ``mu`` or ``sigma <= 0``.
     """
-    w, mu_k, sd = _mixture_arrays(weights, means, stds)
+    mix, mean, scale = _standardise(weights, means, stds)
     m, s = _check_normal("mu", mu, "sigma", sigma)
-    mix, mean, scale = _standardise(w, mu_k, sd)
     value, grad, hess = _reverse_standardised((m - mean) / scale, math.log(s / scale), mix, derivatives=True)
     # Back from standardised coordinates: mu = mean + scale * m', log sigma = log scale + log s'.
     jac = np.array([1.0 / scale, 1.0])
@@ -729,14 +728,13 @@ def fit_normal_to_mixture(
         If the reverse iteration does not converge (not observed for reasonable mixtures and starts).
     """
     _check_direction(direction)
-    w, mu_k, sd = _mixture_arrays(weights, means, stds)
+    mix, mean, scale = _standardise(weights, means, stds)
     if init is not None:
         try:
             init_mu, init_sigma = init
         except (TypeError, ValueError):
             raise ValueError(f"init must be a pair (mu, sigma), got {init!r}") from None
         init_mu, init_sigma = _check_normal("init mu", init_mu, "init sigma", init_sigma)
-    mix, mean, scale = _standardise(w, mu_k, sd)
     if direction == "forward":
         divergence = _forward_standardised(0.0, 1.0, mix, _entropy_standardised(mix))
         return NormalFit(mean, scale, max(divergence, 0.0))
