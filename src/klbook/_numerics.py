@@ -39,8 +39,10 @@ SERIES_LIMIT = 0.5
 MODERATE_LIMIT = 4.0
 
 # Taylor coefficients of (e^v - 1 - v) / (2 v^2) = sum_k v^k / (2 (k+2)!); 15 terms give < 1e-17
-# relative truncation error for |v| <= 1/2. Beyond 1/2, expm1(v) - v cancels by at most a factor ~4.
-_HALF_G_COEFFS = [1.0 / (2.0 * math.factorial(k + 2)) for k in range(15)]
+# relative truncation error for |v| <= 1/2, 19 terms for |v| <= 1. Beyond 1/2, expm1(v) - v cancels by
+# at most a factor ~4.
+_HALF_G_COEFFS = [1.0 / (2.0 * math.factorial(k + 2)) for k in range(19)]
+_SERIES_TERMS = {0.5: 15, 1.0: 19}  # series limit -> terms needed
 
 
 def all_true(xp: Any, mask: Any) -> bool:
@@ -53,26 +55,28 @@ def where_safe(xp: Any, cond: Any, x: Any, fill: float) -> Any:
     return xp.where(cond, x, fill)
 
 
-def half_g_series(xp: Any, v: Any) -> Any:
-    """(e^v - 1 - v) / 2 by its Taylor series; accurate to a few ULP for |v| <= SERIES_LIMIT."""
+def half_g_series(xp: Any, v: Any, limit: float = SERIES_LIMIT) -> Any:
+    """(e^v - 1 - v) / 2 by its Taylor series; accurate to a few ULP for |v| <= limit (1/2 or 1)."""
     # Horner's rule in place on a fresh accumulator (never part of an autograd graph: under autograd
     # this runs inside HalfG.forward), so no temporary array is allocated per coefficient.
-    acc = xp.full_like(v, _HALF_G_COEFFS[-1])
-    for c in reversed(_HALF_G_COEFFS[:-1]):
+    coeffs = _HALF_G_COEFFS[: _SERIES_TERMS[limit]]
+    acc = xp.full_like(v, coeffs[-1])
+    for c in reversed(coeffs[:-1]):
         acc *= v
         acc += c
     return acc * v * v
 
 
-def half_g_moderate(xp: Any, v: Any) -> Any:
-    """(e^v - 1 - v) / 2, accurate for |v| <= MODERATE_LIMIT (series near 0, expm1 elsewhere).
+def half_g_moderate(xp: Any, v: Any, series_limit: float = SERIES_LIMIT) -> Any:
+    """(e^v - 1 - v) / 2, accurate for |v| <= MODERATE_LIMIT (series for |v| <= ``series_limit``, 1/2
+    or 1, expm1 elsewhere).
 
     Under torch autograd the derivative is supplied in closed form, expm1(v) / 2 (accurate, and one
     node in the graph instead of the series' dozens).
     """
     if _is_torch(v) and v.requires_grad:
-        return _half_g_autograd().apply(v)
-    return _half_g_moderate_values(xp, v)
+        return _half_g_autograd().apply(v, series_limit)
+    return _half_g_moderate_values(xp, v, series_limit)
 
 
 @functools.cache
@@ -83,28 +87,28 @@ def _half_g_autograd() -> Any:
 
     class HalfG(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, v: Any) -> Any:
+        def forward(ctx: Any, v: Any, series_limit: float) -> Any:
             ctx.save_for_backward(v)
-            return _half_g_moderate_values(array_api_compat.array_namespace(v), v)
+            return _half_g_moderate_values(array_api_compat.array_namespace(v), v, series_limit)
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> Any:
             (v,) = ctx.saved_tensors
             # Written with differentiable ops, so second derivatives work too.
-            return grad * (0.5 * torch.expm1(v))
+            return grad * (0.5 * torch.expm1(v)), None
 
     return HalfG
 
 
-def _half_g_moderate_values(xp: Any, v: Any) -> Any:
-    small = xp.abs(v) <= SERIES_LIMIT
+def _half_g_moderate_values(xp: Any, v: Any, series_limit: float) -> Any:
+    small = xp.abs(v) <= series_limit
     if all_true(xp, small):
-        return half_g_series(xp, v)
+        return half_g_series(xp, v, series_limit)
     if not bool(xp.any(small)):
         return 0.5 * xp.expm1(v) - 0.5 * v
     v_small = where_safe(xp, small, v, 0.0)
     v_mid = where_safe(xp, ~small, v, 2.0)
-    return xp.where(small, half_g_series(xp, v_small), 0.5 * xp.expm1(v_mid) - 0.5 * v_mid)
+    return xp.where(small, half_g_series(xp, v_small, series_limit), 0.5 * xp.expm1(v_mid) - 0.5 * v_mid)
 
 
 def log_ratio(xp: Any, a: Any, b: Any) -> Any:
@@ -133,22 +137,47 @@ def two_diff(a: Any, b: Any) -> tuple[Any, Any]:
     return s, e
 
 
-def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None) -> Any:
+def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    """s, e with s = fl(a + b) and s + e = a + b exactly (Knuth's TwoSum)."""
+    return two_diff(a, -b)
+
+
+def _split(a: Any) -> tuple[Any, Any]:
+    """Dekker's split: a = high + low exactly, each with at most 26 significant bits (|a| < 2^996)."""
+    c = 134217729.0 * a  # 2^27 + 1
+    high = c - (c - a)
+    return high, a - high
+
+
+def two_prod(
+    a: Any, b: Any, a_parts: tuple[Any, Any] | None = None, b_parts: tuple[Any, Any] | None = None
+) -> tuple[Any, Any]:
+    """p, e with p = fl(a b) and p + e = a b exactly (Dekker's product; numpy has no fused multiply-add),
+    for products and partial products that neither overflow nor underflow. ``a_parts``, ``b_parts``:
+    the splits of a and b, if already made (see :func:`_split`)."""
+    p = a * b
+    a_high, a_low = _split(a) if a_parts is None else a_parts
+    b_high, b_low = _split(b) if b_parts is None else b_parts
+    return p, ((a_high * b_high - p) + a_high * b_low + a_low * b_high) + a_low * b_low
+
+
+def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None, series_limit: float = SERIES_LIMIT) -> Any:
     """(e^u - 1 - u) / 2 for u = s + e given as an unevaluated sum (e is the rounding error of s).
 
     ``e=None`` means s is exact. For large positive u the result is ~e^u / 2, which is representable a
     little beyond the point where e^u overflows (u ~ 709.78): it is computed as (exp(u/2)/2) * exp(u/2).
+    ``series_limit`` is passed to :func:`half_g_moderate`.
     """
     moderate = xp.abs(s) <= MODERATE_LIMIT
     # d/du of (e^u - 1 - u)/2 is expm1(u)/2: first-order correction for the low part e.
     if all_true(xp, moderate):
-        value = half_g_moderate(xp, s)
+        value = half_g_moderate(xp, s, series_limit)
         return value if e is None else value + 0.5 * xp.expm1(s) * e
     e = xp.zeros_like(s) if e is None else e
     big = s > MODERATE_LIMIT
     neg = ~moderate & ~big
     s_mod = where_safe(xp, moderate, s, 0.0)
-    value = half_g_moderate(xp, s_mod) + 0.5 * xp.expm1(s_mod) * e
+    value = half_g_moderate(xp, s_mod, series_limit) + 0.5 * xp.expm1(s_mod) * e
     # Each outer branch is evaluated only if some entry needs it (on masked inputs, so autograd stays finite).
     if bool(xp.any(big)):
         s_big = where_safe(xp, big, s, 2 * MODERATE_LIMIT)
@@ -162,16 +191,56 @@ def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None) -> Any:
     return value
 
 
+# The ratios r with |ln r^2| <= MODERATE_LIMIT.
+_MODERATE_RATIOS = (math.exp(-MODERATE_LIMIT / 2), math.exp(MODERATE_LIMIT / 2))
+
+
 def half_g_of_ratio(xp: Any, a: Any, b: Any) -> Any:
-    """(r^2 - 1 - log r^2) / 2 with r = a / b, for positive finite a, b, accurate to a few ULP."""
-    log_r = log_ratio(xp, a, b)
-    u = 2.0 * log_r
-    moderate = xp.abs(u) <= MODERATE_LIMIT
+    """(r^2 - 1 - log r^2) / 2 with r = a / b, for positive finite a, b, accurate to 3 ULP.
+
+    Where |log r^2| <= MODERATE_LIMIT the terms are carried in double-double (a value and its rounding
+    error): t = r - 1 = (a - b) / b, ln r^2 = 2 log1p(t) and r^2 - 1 = t^2 + 2t. For -1 <= ln r^2 <= 1/2
+    the result is the series in u = ln r^2 with u's low part as a first-order correction
+    (:func:`half_g_of_exact_diff`), elsewhere (r^2 - 1) - ln r^2, which cancels by at most a factor ~4
+    there. Rounding u = 2 log(r) once and evaluating (e^u - 1 - u) / 2 instead reaches 5 ULP: the
+    result's sensitivity to u grows to ~4.3 at u = 4. Beyond, r^2 / 2 - 1/2 - log r.
+    """
+    ratio = a / b
+    moderate = (ratio >= _MODERATE_RATIOS[0]) & (ratio <= _MODERATE_RATIOS[1])
     if all_true(xp, moderate):
-        return half_g_moderate(xp, u)
-    r = where_safe(xp, ~moderate, a / b, 1.0)
-    big_value = (0.5 * r) * r - 0.5 - log_r
-    return xp.where(moderate, half_g_moderate(xp, where_safe(xp, moderate, u, 0.0)), big_value)
+        return _half_g_of_moderate_ratio(xp, a, b)
+    moderate_value = _half_g_of_moderate_ratio(xp, where_safe(xp, moderate, a, 1.0), where_safe(xp, moderate, b, 1.0))
+    r = where_safe(xp, ~moderate, ratio, 1.0)
+    big_value = (0.5 * r) * r - 0.5 - log_ratio(xp, a, b)
+    return xp.where(moderate, moderate_value, big_value)
+
+
+def _half_g_of_moderate_ratio(xp: Any, a: Any, b: Any) -> Any:
+    """:func:`half_g_of_ratio` for e^-2 <= a / b <= e^2."""
+    if not all_true(xp, (b <= 2.0**500) & (b >= 2.0**-500)):
+        # An exact power-of-two rescaling of both (the ratio is unchanged) keeps Dekker's splits and
+        # partial products of b away from overflow and underflow.
+        down, up = xp.full_like(b, 2.0**-600), xp.full_like(b, 2.0**600)  # float64, as every caller's b
+        scale = xp.where(b > 2.0**500, down, xp.where(b < 2.0**-500, up, xp.ones_like(b)))
+        a, b = a * scale, b * scale
+    s, e = two_diff(a, b)
+    t = s / b
+    t_parts = _split(t)
+    p, p_err = two_prod(t, b, t_parts)
+    t_low = ((s - p) - p_err + e) / b  # t + t_low = (a - b) / b to ~2^-100 relative
+    u = 2.0 * xp.log1p(t)
+    u_low = 2.0 * t_low / (1.0 + t)
+    series = (u >= -1.0) & (u <= 0.5)
+    if all_true(xp, series):
+        return half_g_of_exact_diff(xp, u, u_low, series_limit=1.0)
+    square, square_err = two_prod(t, t, t_parts, t_parts)
+    a_high, a_err = two_sum(square, 2.0 * t)  # r^2 - 1 = t^2 + 2t
+    a_low = a_err + square_err + 2.0 * t_low * (1.0 + t)
+    far = 0.5 * ((a_high - u) + (a_low - u_low))
+    if not bool(xp.any(series)):
+        return far
+    near = half_g_of_exact_diff(xp, where_safe(xp, series, u, 0.0), u_low, series_limit=1.0)
+    return xp.where(series, near, far)
 
 
 def half_square(z: Any) -> Any:
