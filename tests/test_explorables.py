@@ -1,5 +1,6 @@
 """Explorables (issue 17): the data helpers of ``klbook.explorables`` and, in the built site, every
-slider of every explorable moved by mouse (1280 px) and by touch (390 px), light and dark mode.
+slider of every explorable moved by mouse (1280 px) and by touch (390 px), light and dark mode: every
+readout line and every slider's title (its current position's label) are checked at each position.
 
 The browser tests share the Playwright browser and the local server with ``tests/test_browser.py``
 (fixtures in ``tests/conftest.py``: one sync Playwright per pytest session). The numbers on the page are compared with the values the chapter
@@ -19,16 +20,22 @@ from klbook.estimators import mc_kl
 from klbook.explorables import (
     SPEC_MIME,
     Explorable,
+    beta_vae,
     estimator_sampling,
+    forward_reverse,
+    render_bokeh,
     state_index,
     two_gaussians,
 )
 from klbook.gaussian import kl_normal, normal_logpdf
+from klbook.mixtures import fit_normal_to_mixture, mixture_logpdf
 from tests.test_browser import ROOT, PageLog
 
 #: Pages with explorables and the notebooks that store their data.
 PAGES = {
     "book/03_gaussian_kl.html": "book/03_gaussian_kl.ipynb",
+    "book/05_vae.html": "book/05_vae.ipynb",
+    "book/06_forward_reverse.html": "book/06_forward_reverse.ipynb",
     "book/07_practice.html": "book/07_practice.ipynb",
 }
 _SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.DOTALL)
@@ -150,6 +157,192 @@ def test_estimator_bad_arguments_raise_value_error(bad: dict, name: str) -> None
         estimator_sampling(**args)
 
 
+# Chapter 6: forward and reverse fits. The fold and switch separations chapter 6 computes (its stored
+# output prints d_fold = 4.824459, d_switch = 5.600164).
+_FOLD, _SWITCH = 4.824459, 5.600164
+_DS = [1.0, 5.0, 6.5]
+
+
+def _symmetric(d: float) -> tuple[list, list, list]:
+    return [0.5, 0.5], [-d / 2, d / 2], [1.0, 1.0]
+
+
+def _forward_reverse() -> Explorable:
+    return forward_reverse(_DS, fold=_FOLD, switch=_SWITCH, x=np.linspace(-6, 6, 13))
+
+
+def test_forward_reverse_readouts_are_klbooks_fits() -> None:
+    spec = _forward_reverse().spec()
+    for i, d in enumerate(_DS):
+        fwd = fit_normal_to_mixture(*_symmetric(d), "forward")
+        assert spec["readouts"][0]["values"][i] == (
+            f"d = {d:.2f}: forward fit μ = +0.000, σ = {fwd.sigma:.3f}, "
+            f"D(p‖q_F) = {fwd.divergence:.4f} nats")
+        text = spec["readouts"][1]["values"][i]
+        centred = fit_normal_to_mixture(*_symmetric(d), "reverse")
+        assert f"μ = +0.000, σ = {centred.sigma:.3f}, D(q‖p) = {centred.divergence:.4f}" in text
+        if d < _FOLD:
+            assert text.startswith(f"Reverse, d < d_fold = {_FOLD:.4f}: 1 local minimum:")
+            assert text.endswith("(global)")
+            continue
+        side = fit_normal_to_mixture(*_symmetric(d), "reverse", init=(d / 2, 1.0))
+        assert side.mu > 1.0 and "3 local minima" in text
+        for sign in ("-", "+"):
+            assert f"μ = {sign}{side.mu:.3f}, σ = {side.sigma:.3f}, D(q‖p) = {side.divergence:.4f}" in text
+        # the global minimum: the centred fit before the switch, the two one-mode fits after it
+        globals_ = text.count("(global)")
+        assert globals_ == (1 if d < _SWITCH else 2)
+        assert (f"D(q‖p) = {centred.divergence:.4f} (global)" in text) == (d < _SWITCH)
+
+
+def test_forward_reverse_curves_and_points() -> None:
+    spec = _forward_reverse().spec()
+    densities, divergences = (p["series"] for p in spec["panels"])
+    x = np.linspace(-6, 6, 13)
+    for i, d in enumerate(_DS):
+        p = np.exp(mixture_logpdf(x, *_symmetric(d)))
+        np.testing.assert_allclose(densities[0]["y"][i], np.where(p < 1e-6, 0, p), rtol=5e-3, atol=0)  # 3 digits
+    # the one-mode curves are empty (no NaN) where the minima do not exist
+    for series in densities[3:]:
+        assert series["varying_x"]
+        assert series["x"][0] == [] and series["y"][0] == []
+        assert len(series["x"][1]) == len(series["y"][1]) == 13
+    points, stars = divergences[5], divergences[6]
+    assert [len(v) for v in points["y"]] == [1, 3, 3]
+    assert [len(v) for v in stars["y"]] == [1, 1, 2]
+    assert all(len(a) == len(b) for a, b in zip(points["x"], points["y"]))
+    fold_line, switch_line = divergences[3], divergences[4]
+    np.testing.assert_allclose(fold_line["x"], [_FOLD, _FOLD], rtol=1e-6)  # 6 significant digits
+    np.testing.assert_allclose(switch_line["x"], [_SWITCH, _SWITCH], rtol=1e-6)
+    assert json.loads(json.dumps(spec)) == spec  # plain, finite JSON
+
+
+@pytest.mark.parametrize(
+    ("bad", "name"),
+    [
+        ({"separations": [1.0]}, "separations"),
+        ({"separations": [2.0, 1.0]}, "separations"),
+        ({"separations": [-1.0, 1.0]}, "separations"),
+        ({"separations": [[1.0, 2.0]]}, "separations"),
+        ({"fold": 6.0}, "fold"),
+        ({"switch": np.inf}, "switch"),
+        ({"start_sigmas": ()}, "start_sigmas"),
+        ({"start_sigmas": (1.0, -1.0)}, "start_sigmas"),
+    ],
+)
+def test_forward_reverse_bad_arguments_raise_value_error(bad: dict, name: str) -> None:
+    args = {"separations": [1.0, 2.0], "fold": _FOLD, "switch": _SWITCH, **bad}
+    with pytest.raises(ValueError, match=name):
+        forward_reverse(**args)
+
+
+# Chapter 5: beta-VAEs. Untrained models with made-up final histories: the builder trains nothing and
+# only reads what it is given.
+def _beta_runs() -> dict:
+    from klbook.models import VAE
+
+    return {beta: (VAE(latent_dim=4, seed=seed), [{"test_kl": 9.0}, {"test_kl": rate,
+                                                                      "test_reconstruction": dist}])
+            for beta, seed, rate, dist in ((0.5, 1, 3.14159, 20.005), (2.0, 2, 0.004, 25.5))}
+
+
+def _digits(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    from klbook.data import load_digits
+
+    data = load_digits()
+    return data.x_test[:n], data.y_test[:n]
+
+
+def test_beta_vae_readouts_scatter_and_images_are_the_models() -> None:
+    import torch
+
+    from klbook.models import decode_array, encode_array
+
+    runs = _beta_runs()
+    x, y = _digits()
+    spec = beta_vae(runs, x, y, active_threshold=0.01, n_samples=5, columns=3, seed=4).spec()
+    assert spec["sliders"][0]["labels"] == ["0.5", "2.0"]
+    z = torch.randn(5, 4, generator=torch.Generator().manual_seed(4)).numpy()
+    scatter, image = spec["panels"][0]["series"], spec["panels"][1]["series"][0]
+    for i, (beta, (model, history)) in enumerate(sorted(runs.items())):
+        text = spec["readouts"][0]["values"][i]
+        rate, dist = history[-1]["test_kl"], history[-1]["test_reconstruction"]
+        assert text.startswith(f"β = {spec['sliders'][0]['labels'][i]}: rate R = {rate:.2f} nats, "
+                               f"distortion D = {dist:.2f} nats, −ELBO = D + R = {rate + dist:.2f} nats")
+        mu = encode_array(model, x)
+        activity = mu.var(axis=0)
+        assert f"{int((activity > 0.01).sum())} of 4 units active" in text
+        first, second = np.argsort(-activity, kind="stable")[:2]
+        assert f"scatter: z{first + 1} (A = {activity[first]:.3f}) against z{second + 1}" in text
+        for series in scatter:
+            rows = y == int(series["label"])
+            # 3 significant digits
+            np.testing.assert_allclose(series["x"][i], mu[rows, first], rtol=5e-3, atol=1e-12)
+            np.testing.assert_allclose(series["y"][i], mu[rows, second], rtol=5e-3, atol=1e-12)
+        mosaic = np.array(image["y"][i])
+        assert mosaic.shape == (2 * 8 + 1, 3 * 8 + 2)
+        decoded = decode_array(model, z).reshape(5, 8, 8)
+        for n in range(5):
+            r, c = divmod(n, 3)
+            np.testing.assert_allclose(mosaic[9 * r:9 * r + 8, 9 * c:9 * c + 8], decoded[n], atol=0.0051)
+        assert np.all(mosaic[8, :] == 0) and np.all(mosaic[9:, 18:] == 0)  # gap and empty slot: white
+    lo, hi = spec["panels"][0]["x_range"]
+    assert lo == -hi and all(abs(v) <= hi for s in scatter for state in s["x"] + s["y"] for v in state)
+
+
+def test_beta_vae_output_is_deterministic_with_short_text_lines() -> None:
+    x, y = _digits()
+    a = beta_vae(_beta_runs(), x, y)._repr_mimebundle_()
+    b = beta_vae(_beta_runs(), x, y)._repr_mimebundle_()
+    assert a == b
+    assert all(len(line) <= 74 for line in a["text/plain"].splitlines())
+
+
+@pytest.mark.parametrize(
+    ("bad", "name"),
+    [
+        ({"runs": {}}, "runs"),
+        ({"runs": "one"}, "runs"),
+        ({"x": np.zeros((3, 10))}, "x"),
+        ({"x": np.zeros(64)}, "x"),
+        ({"labels": np.zeros(3)}, "labels"),
+        ({"n_samples": 0}, "n_samples"),
+        ({"columns": 2.0}, "columns"),
+        ({"active_threshold": -1.0}, "active_threshold"),
+    ],
+)
+def test_beta_vae_bad_arguments_raise_value_error(bad: dict, name: str) -> None:
+    x, y = _digits()
+    args = {"runs": _beta_runs(), "x": x, "labels": y, **bad}
+    with pytest.raises(ValueError, match=name):
+        beta_vae(**args)
+
+
+def test_beta_vae_refuses_a_run_that_is_not_a_trained_vae() -> None:
+    x, y = _digits()
+    runs = _beta_runs()
+    runs[1.0] = (object(), [{"test_kl": 1.0, "test_reconstruction": 2.0}])
+    with pytest.raises(ValueError, match="runs"):
+        beta_vae(runs, x, y)
+
+
+@pytest.mark.parametrize("build", [_small, _estimators, _forward_reverse])
+def test_render_titles_each_slider_with_its_current_label(build) -> None:
+    spec = build().spec()
+    script, _ = render_bokeh(spec)
+    for slider in spec["sliders"]:
+        middle = slider["labels"][len(slider["labels"]) // 2]
+        # the script holds the title as JSON inside a JS string: non-ASCII as \\uXXXX
+        assert json.dumps(f"{slider['label']} = {middle}")[1:-1].replace("\\", "\\\\") in script
+    assert '"show_value":false' in script.replace(" ", "")
+
+
+def test_render_draws_images_and_scatter_panels() -> None:
+    x, y = _digits()
+    script, _ = render_bokeh(beta_vae(_beta_runs(), x, y).spec())
+    assert "Image" in script and "Scatter" in script
+
+
 # ------------------------------------------------------------------------------------------------
 # The built site
 # ------------------------------------------------------------------------------------------------
@@ -219,8 +412,14 @@ def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: 
                                  for k in range(len(shape))]
                     assert positions[i] == want, (spec["name"], i, fraction, positions)
                     k = state_index(positions, shape)
+                    for r, readout in enumerate(spec["readouts"]):
+                        text = _shadow_text(frame.locator(".klbook-explorable-readout").nth(r))
+                        assert text == readout["values"][k], (spec["name"], r, k)
                     shown = _shadow_text(frame.locator(".klbook-explorable-readout").first)
-                    assert shown == spec["readouts"][0]["values"][k]
+                    for j, slider in enumerate(spec["sliders"]):
+                        # Bokeh ends a slider's title with ": "
+                        title = frame.locator(".bk-slider-title").nth(j).text_content()
+                        assert title.strip() == f"{slider['label']} = {slider['labels'][positions[j]]}:"
                     if spec["name"] == "two-gaussians":
                         mu = float(spec["sliders"][0]["labels"][positions[0]])
                         sigma = float(spec["sliders"][1]["labels"][positions[1]])

@@ -11,18 +11,32 @@ and draws. Numbers are formatted here, in Python, so the page shows exactly klbo
 Spec layout (all lists, JSON-serialisable):
 
 * ``sliders``: ``[{"name", "label", "labels"}]``; slider ``i`` selects position ``j`` of its grid, and
-  the state is the flat index ``numpy.ravel_multi_index(positions, shape)``;
+  the state is the flat index ``numpy.ravel_multi_index(positions, shape)``; the slider's title shows
+  ``"{label} = {labels[j]}"`` (its own value display is off);
 * ``readouts``: ``[{"name", "values"}]``, one preformatted string per state;
-* ``panels``: ``[{"title", "x_label", "y_label", "kind", "series"}]``, each series
-  ``{"label", "color", "x", "y"}`` with ``x`` one fixed list and ``y`` one list per state, or one
-  list if the series has ``"fixed": true`` (``kind``
-  ``"line"``) or ``x`` a list of category names and ``y`` one list per state (``kind`` ``"bar"``).
+* ``panels``: ``[{"title", "x_label", "y_label", "kind", "series"}]`` (optional ``"height"``,
+  ``"x_range"`` and ``"y_range"`` (``[low, high]``, fixed axes), ``"legend_location"``,
+  ``"legend_place"`` (``"right"``: beside the plot), ``"legend_columns"``, ``"legend_font_size"``),
+  with ``kind``
+
+  - ``"line"``: numeric axes; each series ``{"label", "color", "x", "y"}`` with ``x`` one fixed list and
+    ``y`` one list per state, or one list if the series has ``"fixed": true``; with
+    ``"varying_x": true`` ``x`` is one list per state too, of the length of that state's ``y``, and may
+    be empty (a curve that is absent at that state: no NaN, nothing drawn). Optional keys:
+    ``"glyph"`` (``"line"``, the default, or ``"scatter"``), ``"dash"`` (a Bokeh line dash such as
+    ``"dashed"``), ``"width"``, ``"marker"``, ``"size"``, ``"alpha"``; an empty ``"label"`` adds no
+    legend entry;
+  - ``"bar"``: ``x`` a list of category names and ``y`` one list per state;
+  - ``"image"``: one series ``{"label", "y"}`` with ``y`` one image per state, a 2-D list (rows top to
+    bottom) of grey levels in [0, 1] (0 white, 1 black; drawn to 2 decimals), without axes, 6 screen
+    pixels per image pixel.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +45,8 @@ import numpy as np
 from klbook.estimators import mc_kl
 from klbook.gaussian import kl_normal, normal_logpdf
 
-__all__ = ["MARKER_CLASS", "SPEC_MIME", "Explorable", "estimator_sampling", "render_bokeh",
-           "state_index", "two_gaussians"]
+__all__ = ["MARKER_CLASS", "SPEC_MIME", "Explorable", "beta_vae", "estimator_sampling", "forward_reverse",
+           "render_bokeh", "state_index", "two_gaussians"]
 
 #: The class of the ``<div>`` the notebook output holds, and the MIME-like tag of its JSON data.
 MARKER_CLASS = "klbook-explorable"
@@ -201,58 +215,393 @@ def estimator_sampling(mu: Any, *, n_samples: int = 100, repeats: int = 1000, se
     )
 
 
+def _symmetric_mixture(d: float) -> tuple[list[float], list[float], list[float]]:
+    return [0.5, 0.5], [-d / 2, d / 2], [1.0, 1.0]
+
+
+def forward_reverse(separations: Any, *, fold: float, switch: float, x: Any = None,
+                    start_sigmas: tuple[float, ...] = (0.5, 1.0)) -> Explorable:
+    r"""Forward and reverse Gaussian fits to the symmetric mixture
+    :math:`p_d = \tfrac12\mathcal N(-\tfrac d2, 1) + \tfrac12\mathcal N(\tfrac d2, 1)`, a slider for d.
+
+    One slider position per separation ``d``. At each, ``klbook.mixtures.fit_normal_to_mixture`` gives
+    the forward fit (moment matching, :math:`D(p\|q_F)`) and the reverse fits reached from the default
+    start (the forward fit) and from :math:`(\pm d/2, s)` for every ``s`` in ``start_sigmas``; fits
+    whose means agree to 1e-6 are one local minimum (the default start and the mirrored ones find the
+    centred minimum and, where they exist, the two one-mode minima). The global minima are those within
+    1e-9 nats of the smallest divergence. Shows the densities of :math:`p_d`, :math:`q_F` and of every
+    local minimum (a minimum that does not exist at ``d`` is an empty curve); :math:`D` of every branch
+    against ``d`` with the chapter's ``fold`` (where the one-mode minima appear) and ``switch`` (where
+    they become global) as vertical lines and the minima at the current ``d`` as points, the global
+    ones as stars; and as readouts the forward fit and every local minimum with its divergence, the
+    global one(s) marked, and where ``d`` lies relative to ``fold`` and ``switch``. Densities below
+    1e-6 are drawn as 0 (invisible at the panel's scale), the others to 3 significant digits; ``x``
+    defaults to 65 points on [-8, 8].
+
+    Raises
+    ------
+    ValueError
+        For a grid that is not 1-D, increasing, finite, non-negative with at least 2 points; for
+        ``fold`` and ``switch`` not finite with ``0 < fold < switch``; for empty or non-positive
+        ``start_sigmas``.
+    """
+    from klbook.mixtures import fit_normal_to_mixture, mixture_logpdf
+
+    d_grid = np.asarray(separations, dtype=float)
+    if (d_grid.ndim != 1 or d_grid.size < 2 or not np.all(np.isfinite(d_grid)) or np.any(d_grid < 0)
+            or np.any(np.diff(d_grid) <= 0)):
+        raise ValueError("separations: a 1-D increasing grid of at least 2 finite, non-negative numbers")
+    fold, switch = float(fold), float(switch)
+    if not (np.isfinite(fold) and np.isfinite(switch) and 0 < fold < switch):
+        raise ValueError("fold, switch: finite numbers with 0 < fold < switch")
+    sig = np.asarray(start_sigmas, dtype=float)
+    if sig.ndim != 1 or sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
+        raise ValueError("start_sigmas: a non-empty sequence of positive, finite numbers")
+    x = np.linspace(-8.0, 8.0, 65) if x is None else np.asarray(x, dtype=float)
+
+    def density(log_values: Any) -> list:
+        values = np.exp(np.asarray(log_values, dtype=float))
+        return _round(np.where(values < 1e-6, 0.0, values), 3)
+
+    forward, minima = [], []
+    for d in d_grid:
+        mix = _symmetric_mixture(float(d))
+        forward.append(fit_normal_to_mixture(*mix, "forward"))
+        fits = [fit_normal_to_mixture(*mix, "reverse")]
+        fits += [fit_normal_to_mixture(*mix, "reverse", init=(sign * d / 2, s))
+                 for sign in (-1.0, 1.0) for s in sig]
+        found: list = []
+        for f in fits:
+            if all(abs(f.mu - g.mu) > 1e-6 for g in found):
+                found.append(f)
+        minima.append(sorted(found, key=lambda f: f.mu))
+    # name the minima: the centred one (|mu| < 1e-6) and the one-mode ones on either side
+    roles = {"left": [], "centred": [], "right": []}
+    for found in minima:
+        for role, picked in roles.items():
+            pick = [f for f in found if (abs(f.mu) < 1e-6 if role == "centred"
+                                         else (f.mu < -1e-6 if role == "left" else f.mu > 1e-6))]
+            if len(pick) > 1:
+                raise AssertionError(f"more than one {role} minimum found")
+            picked.append(pick[0] if pick else None)
+
+    def mu_text(mu: float) -> str:
+        return f"{round(mu, 3) + 0.0:+.3f}"  # + 0.0: a centred mean prints as +0.000
+
+    forward_text, reverse_text, points_x, points_y, star_x, star_y = [], [], [], [], [], []
+    for d, fwd, found in zip(d_grid, forward, minima):
+        best = min(f.divergence for f in found)
+        is_global = [f.divergence <= best + 1e-9 for f in found]
+        forward_text.append(f"d = {d:.2f}: forward fit μ = {mu_text(fwd.mu)}, σ = {fwd.sigma:.3f}, "
+                            f"D(p‖q_F) = {fwd.divergence:.4f} nats")
+        if d < fold:
+            where = f"d < d_fold = {fold:.4f}"
+        elif d < switch:
+            where = f"d_fold = {fold:.4f} < d < d_switch = {switch:.4f}"
+        else:
+            where = f"d > d_switch = {switch:.4f}"
+        count = "1 local minimum" if len(found) == 1 else f"{len(found)} local minima"
+        items = "; ".join(f"μ = {mu_text(f.mu)}, σ = {f.sigma:.3f}, D(q‖p) = {f.divergence:.4f}"
+                          + (" (global)" if g else "") for f, g in zip(found, is_global))
+        reverse_text.append(f"Reverse, {where}: {count}: {items}")
+        points_x.append(_round([d] * len(found)))
+        points_y.append(_round([f.divergence for f in found]))
+        star_x.append(_round([d] * sum(is_global)))
+        star_y.append(_round([f.divergence for f, g in zip(found, is_global) if g]))
+
+    x_list = _round(x)
+    p_y = [density(mixture_logpdf(x, *_symmetric_mixture(float(d)))) for d in d_grid]
+    fwd_y = [density(normal_logpdf(x, f.mu, f.sigma)) for f in forward]
+
+    def curves(role: str) -> tuple[list, list]:
+        xs = [x_list if f is not None else [] for f in roles[role]]
+        ys = [density(normal_logpdf(x, f.mu, f.sigma)) if f is not None else [] for f in roles[role]]
+        return xs, ys
+
+    def branch(role: str) -> tuple[list, list]:
+        pairs = [(d, f.divergence) for d, f in zip(d_grid, roles[role]) if f is not None]
+        return _round([a for a, _ in pairs]), _round([b for _, b in pairs])
+
+    d_max = float(max(max(f.divergence for f in found) for found in minima))
+    top = _round([1.05 * max(d_max, max(f.divergence for f in forward))])[0]
+    density_series = [
+        {"label": "p_d", "color": "#7f7f7f", "x": x_list, "y": p_y, "width": 3},
+        {"label": "forward q_F", "color": COLORS[0], "x": x_list, "y": fwd_y},
+    ]
+    for role, label, color, dash in (("centred", "reverse: centred", COLORS[1], "solid"),
+                                     ("right", "reverse: one-mode", COLORS[3], "dashed"),
+                                     ("left", "", COLORS[3], "dashed")):
+        xs, ys = curves(role)
+        always = all(f is not None for f in roles[role])  # then one fixed x serves every state
+        density_series.append({"label": label, "color": color, "x": x_list if always else xs, "y": ys,
+                               "varying_x": not always, "dash": dash})
+    centred_x, centred_d = branch("centred")
+    right_x, right_d = branch("right")
+    divergence_series = [
+        {"label": "forward D(p‖q_F)", "color": COLORS[0], "x": _round(d_grid),
+         "y": _round([f.divergence for f in forward]), "fixed": True},
+        {"label": "centred minimum", "color": COLORS[1], "x": centred_x, "y": centred_d, "fixed": True},
+        {"label": "one-mode minima", "color": COLORS[3], "x": right_x, "y": right_d, "fixed": True},
+        {"label": f"fold {fold:.3f}", "color": "#d62728", "x": _round([fold, fold]), "y": [0.0, top],
+         "fixed": True, "dash": "dashed", "width": 1},
+        {"label": f"switch {switch:.3f}", "color": COLORS[2], "x": _round([switch, switch]),
+         "y": [0.0, top], "fixed": True, "dash": "dashed", "width": 1},
+        {"label": "minima at d", "color": "#000000", "x": points_x, "y": points_y, "varying_x": True,
+         "glyph": "scatter", "size": 8},
+        {"label": "global", "color": "#000000", "x": star_x, "y": star_y, "varying_x": True,
+         "glyph": "scatter", "marker": "star", "size": 16},
+    ]
+    return Explorable(
+        name="forward-reverse",
+        alt=("Interactive: a slider sets the separation d of a symmetric two-component mixture; the "
+             "forward fit, every local minimum of the reverse fit with its divergence and the global "
+             "one update, with the fold and switch separations marked."),
+        sliders=[{"name": "separation", "label": "separation d", "labels": [f"{d:.2f}" for d in d_grid]}],
+        readouts=[{"name": "forward", "values": forward_text},
+                  {"name": "reverse", "values": reverse_text}],
+        panels=[
+            {"title": "p_d and its Gaussian fits", "x_label": "x", "y_label": "density", "kind": "line",
+             "series": density_series, "legend_font_size": "9pt", "height": 260,
+             "y_range": [0.0, 0.9]},  # room for the legend above the curves (all peaks are below 0.4)
+            {"title": "divergence against d", "x_label": "separation d", "y_label": "nats",
+             "kind": "line", "series": divergence_series, "legend_location": "top_left",
+             "legend_font_size": "9pt", "height": 280},
+        ],
+    )
+
+
+#: Ten colours for the ten digit classes (matplotlib's tab10, as the chapters' static figures).
+DIGIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name}: an integer of at least {low}, got {value!r}")
+    return int(value)
+
+
+def beta_vae(runs: dict, x: Any, labels: Any, *, active_threshold: float = 0.1, n_samples: int = 12,
+             columns: int = 6, seed: int = 0) -> Explorable:
+    r"""β-VAEs already trained by a chapter: a slider over β, their rate, distortion, codes and samples.
+
+    ``runs`` maps each β to ``(model, history)`` as ``klbook.models.train_vae`` returns them (a
+    ``klbook.models.VAE`` and its per-epoch history); nothing is trained here. One slider position per
+    β, in increasing order. The readout gives the rate :math:`R` (``history[-1]["test_kl"]``) and the
+    distortion :math:`D` (``history[-1]["test_reconstruction"]``), both rounded to 2 decimals as the
+    chapter glues them, :math:`-\mathrm{ELBO} = D + R`, and the number of active units: dimensions
+    whose activity :math:`A_j`, the variance over ``x`` of the encoder mean (``klbook.models.encode_array``),
+    exceeds ``active_threshold``. The scatter shows the encoder means of ``x`` in a 2-D view: the two
+    dimensions of largest activity of the model at that β (named in the readout; when no dimension is
+    active they are the two least inactive, and the codes sit at the origin), coloured by ``labels``,
+    on axes fixed across β. The image shows the decoder's mean images
+    (``klbook.models.decode_array``) of the same ``n_samples`` draws :math:`z\sim\mathcal N(0, I)`
+    (``torch.Generator().manual_seed(seed)``) for every β, ``columns`` per row, grey levels rounded to
+    2 decimals. Codes are rounded to 3 significant digits.
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 runs, a β that is not positive and finite, a run that is not ``(VAE, history)``
+        with a non-empty history, ``x`` not 2-D with square images of the models' input size,
+        ``labels`` not one integer per row of ``x``, or bad ``n_samples``, ``columns`` or
+        ``active_threshold``.
+    """
+    import torch
+
+    from klbook.models import VAE, decode_array, encode_array
+
+    if not isinstance(runs, dict) or len(runs) < 2:
+        raise ValueError("runs: a dict {beta: (model, history)} with at least 2 runs")
+    betas = sorted(float(b) for b in runs)
+    if not all(np.isfinite(b) and b > 0 for b in betas):
+        raise ValueError("runs: every beta must be positive and finite")
+    for b, run in runs.items():
+        if (not isinstance(run, tuple) or len(run) != 2 or not isinstance(run[0], VAE)
+                or not run[1] or "test_kl" not in run[1][-1]):
+            raise ValueError(f"runs: beta {b} must map to (VAE, history) with a non-empty history")
+    x = np.asarray(x, dtype=float)
+    labels = np.asarray(labels)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError("x: a 2-D array of at least 2 images, one per row")
+    side = math.isqrt(x.shape[1])
+    if side * side != x.shape[1] or any(run[0].input_dim != x.shape[1] for run in runs.values()):
+        raise ValueError("x: rows must be square images of the models' input size")
+    if labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError("labels: one integer class per row of x")
+    n_samples = _check_int("n_samples", n_samples, 1)
+    columns = _check_int("columns", columns, 1)
+    if not (np.isfinite(active_threshold) and active_threshold > 0):
+        raise ValueError("active_threshold: a positive, finite number")
+    classes = [int(c) for c in np.unique(labels)]
+    if len(classes) > len(DIGIT_COLORS):
+        raise ValueError(f"labels: at most {len(DIGIT_COLORS)} classes")
+    latent = {run[0].latent_dim for run in runs.values()}
+    if len(latent) != 1 or latent == {1}:
+        raise ValueError("runs: the models must share one latent dimension of at least 2")
+    k = latent.pop()
+    z = torch.randn(n_samples, k, generator=torch.Generator().manual_seed(seed))
+    rows = -(-n_samples // columns)
+    names = [f"{b:.1f}" if b == round(b, 1) else f"{b:g}" for b in betas]
+    readout, views, images = [], [], []
+    for b, name in zip(betas, names):
+        model, history = runs[b]
+        rate = round(float(history[-1]["test_kl"]), 2)
+        distortion = round(float(history[-1]["test_reconstruction"]), 2)
+        mu = encode_array(model, x)
+        activity = mu.var(axis=0)
+        active = int((activity > active_threshold).sum())
+        i, j = (int(a) for a in np.argsort(-activity, kind="stable")[:2])
+        views.append(mu[:, [i, j]])
+        total = float(history[-1]["test_kl"]) + float(history[-1]["test_reconstruction"])
+        readout.append(f"β = {name}: rate R = {rate:.2f} nats, distortion D = {distortion:.2f} nats, "
+                       f"−ELBO = D + R = {total:.2f} nats;  "
+                       f"{active} of {k} units active;  scatter: z{i + 1} (A = {activity[i]:.3f}) "
+                       f"against z{j + 1} (A = {activity[j]:.3f})")
+        decoded = np.clip(decode_array(model, z.numpy()), 0.0, 1.0).reshape(n_samples, side, side)
+        mosaic = np.zeros((rows * side + rows - 1, columns * side + columns - 1))
+        for n, img in enumerate(decoded):
+            r, c = divmod(n, columns)
+            mosaic[r * (side + 1):r * (side + 1) + side, c * (side + 1):c * (side + 1) + side] = img
+        images.append(_round(np.round(mosaic, 2)))
+    bound = float(np.ceil(max(np.abs(v).max() for v in views) * 2) / 2)
+    scatter = [{"label": str(c), "color": DIGIT_COLORS[n], "varying_x": True, "glyph": "scatter",
+                "size": 4, "alpha": 0.7,
+                "x": [_round(v[labels == c, 0], 3) for v in views],
+                "y": [_round(v[labels == c, 1], 3) for v in views]} for n, c in enumerate(classes)]
+    return Explorable(
+        name="beta-vae",
+        alt=("Interactive: a slider over the β values the chapter trains; the rate, the distortion, the "
+             "encoder means in the two most active latent dimensions and decoded prior samples of the "
+             "model trained at that β update."),
+        sliders=[{"name": "beta", "label": "β",
+                  "labels": names}],
+        readouts=[{"name": "rate-distortion", "values": readout}],
+        panels=[
+            {"title": "encoder means, two most active dimensions", "x_label": "most active",
+             "y_label": "second most active", "kind": "line", "series": scatter, "height": 320,
+             "x_range": [-bound, bound], "y_range": [-bound, bound], "legend_place": "right",
+             "legend_font_size": "9pt"},
+            {"title": "decoded samples (same z at every β)",
+             "x_label": "", "y_label": "", "kind": "image",
+             "series": [{"label": "decoder mean", "y": images}]},
+        ],
+    )
+
+
+def _image_for_bokeh(image: list) -> np.ndarray:
+    """An image of the spec as BokehJS draws it: a 2-D array (nested lists are refused), row 0 at the
+    bottom (the spec stores the top row first), grey levels in hundredths as ``uint8`` (exact for the
+    spec's 2 decimals, and an eighth of the size of float64 in the page)."""
+    return np.asarray(np.rint(np.asarray(image, dtype=float)[::-1] * 100), dtype=np.uint8)
+
+
 def render_bokeh(spec: dict) -> tuple[str, str]:
-    """Bokeh ``(script, div)`` for a spec: sliders, a readout line and the panels, drawn in the browser
-    by selecting precomputed arrays (``CustomJS``). Needs bokeh (the book's build has it)."""
+    """Bokeh ``(script, div)`` for a spec: sliders (each titled with its current position's label), the
+    readout lines and the panels, drawn in the browser by selecting precomputed arrays (``CustomJS``).
+    Needs bokeh (the book's build has it)."""
     from bokeh.embed import components
     from bokeh.layouts import column
-    from bokeh.models import ColumnDataSource, CustomJS, Div, Slider
+    from bokeh.models import ColumnDataSource, CustomJS, Div, LinearColorMapper, Slider
+    from bokeh.palettes import Greys256
     from bokeh.plotting import figure
 
     shape = [len(s["labels"]) for s in spec["sliders"]]
     start = [n // 2 for n in shape]
     k0 = state_index(start, shape)
-    sliders = [Slider(start=0, end=n - 1, value=j, step=1, title=s["label"], show_value=False,
+    titles = [[f"{s['label']} = {v}" for v in s["labels"]] for s in spec["sliders"]]
+    sliders = [Slider(start=0, end=n - 1, value=j, step=1, title=t[j], show_value=False,
                       sizing_mode="stretch_width", name=f"{spec['name']}-{s['name']}",
                       css_classes=["klbook-explorable-slider"])
-               for s, n, j in zip(spec["sliders"], shape, start)]
+               for s, n, j, t in zip(spec["sliders"], shape, start, titles)]
     readouts = [Div(text=r["values"][k0], name=f"{spec['name']}-{r['name']}",
                     css_classes=["klbook-explorable-readout"], sizing_mode="stretch_width")
                 for r in spec["readouts"]]
-    figures, sources, series_data = [], [], []
+    figures, sources, series_x, series_y, images = [], [], [], [], []
     for panel in spec["panels"]:
-        bar = panel["kind"] == "bar"
-        extra = {"x_range": panel["series"][0]["x"]} if bar else {}
-        fig = figure(height=240, sizing_mode="stretch_width", title=panel["title"],
-                     toolbar_location=None, tools="", name=f"{spec['name']}-{panel['title']}", **extra)
+        kind = panel["kind"]
+        bar, image = kind == "bar", kind == "image"
+        extra: dict[str, Any] = {"x_range": panel["series"][0]["x"]} if bar else {}
+        size: dict[str, Any] = {"height": panel.get("height", 240), "sizing_mode": "stretch_width"}
+        if image:
+            # a fixed frame of 6 screen pixels per image pixel: square pixels at every page width (a
+            # frame that follows the column's width cannot keep them square), 318 px for 53 columns
+            rows, cols = len(panel["series"][0]["y"][0]), len(panel["series"][0]["y"][0][0])
+            extra = {"x_range": (0, cols), "y_range": (0, rows), "x_axis_type": None, "y_axis_type": None}
+            size = {"width": 6 * cols, "height": 6 * rows, "sizing_mode": "fixed"}
+        for axis in ("x_range", "y_range"):
+            if axis in panel:
+                extra[axis] = tuple(panel[axis])  # fixed, so the axes do not follow the data
+        fig = figure(title=None if image else panel["title"], toolbar_location=None, tools="",
+                     name=f"{spec['name']}-{panel['title']}", **size, **extra)
         fig.background_fill_alpha = 0
         fig.border_fill_alpha = 0
         fig.outline_line_alpha = 0
-        fig.xaxis.axis_label = panel["x_label"] or None
-        fig.yaxis.axis_label = panel["y_label"]
+        if image:
+            # no axes, title, toolbar or borders: the frame is the whole figure
+            fig.min_border_left = fig.min_border_right = fig.min_border_top = fig.min_border_bottom = 0
+            fig.frame_align = False  # not aligned with the frames of the panels above
+            # the title as a heading above it, in the style of the other panels' titles
+            figures.append(Div(text=html.escape(panel["title"]), styles={"font-weight": "bold"},
+                               css_classes=["klbook-explorable-image-title"]))
+        else:
+            fig.xaxis.axis_label = panel["x_label"] or None
+            fig.yaxis.axis_label = panel["y_label"]
+        legend = False
         for series in panel["series"]:
             fixed = series.get("fixed", False)
-            source = ColumnDataSource({"x": series["x"], "y": series["y"] if fixed else series["y"][k0]})
+            varying_x = series.get("varying_x", False)
+            if image:
+                states = [_image_for_bokeh(img) for img in series["y"]]
+                source = ColumnDataSource({"image": [states[k0]]})
+                mapper = LinearColorMapper(palette=list(reversed(Greys256)), low=0, high=100)
+                fig.image(image="image", x=0, y=0, dw=cols, dh=rows, color_mapper=mapper, source=source)
+                sources.append(source)
+                series_x.append(None)
+                series_y.append(states)
+                images.append(True)
+                continue
+            x0 = series["x"][k0] if varying_x else series["x"]
+            source = ColumnDataSource({"x": x0, "y": series["y"] if fixed else series["y"][k0]})
+            label = {"legend_label": series["label"]} if series.get("label") and not bar else {}
+            legend = legend or bool(label)
             if bar:
                 fig.vbar(x="x", top="y", width=0.7, color=series["color"], source=source)
+            elif series.get("glyph", "line") == "scatter":
+                fig.scatter("x", "y", marker=series.get("marker", "circle"), size=series.get("size", 8),
+                            color=series["color"], alpha=series.get("alpha", 1.0), source=source, **label)
             else:
-                fig.line("x", "y", color=series["color"], line_width=2, source=source,
-                         legend_label=series["label"])
+                fig.line("x", "y", color=series["color"], line_width=series.get("width", 2),
+                         line_dash=series.get("dash", "solid"), source=source, **label)
             if not fixed:
                 sources.append(source)
-                series_data.append(series["y"])
-        if not bar:
+                series_x.append(series["x"] if varying_x else None)
+                series_y.append(series["y"])
+                images.append(False)
+        if legend:
             fig.legend.background_fill_alpha = 0
             fig.legend.border_line_alpha = 0
+            fig.legend.location = panel.get("legend_location", "top_right")
+            if panel.get("legend_columns"):
+                fig.legend.ncols = panel["legend_columns"]
+            fig.legend.label_text_font_size = panel.get("legend_font_size", "10pt")
+            if panel.get("legend_place") == "right":
+                fig.add_layout(fig.legend[0], "right")  # beside the plot, not over the data
         figures.append(fig)
     callback = CustomJS(
-        args={"sliders": sliders, "shape": shape, "readouts": readouts,
-              "texts": [r["values"] for r in spec["readouts"]], "sources": sources, "ys": series_data},
+        args={"sliders": sliders, "shape": shape, "readouts": readouts, "titles": titles,
+              "texts": [r["values"] for r in spec["readouts"]], "sources": sources, "xs": series_x,
+              "ys": series_y, "images": images},
         code="""
 let k = 0;
-for (let i = 0; i < sliders.length; i++) k = k * shape[i] + Math.round(sliders[i].value);
+const pos = sliders.map(s => Math.round(s.value));
+for (let i = 0; i < sliders.length; i++) k = k * shape[i] + pos[i];
+sliders.forEach((s, i) => { s.title = titles[i][pos[i]]; });
 readouts.forEach((div, i) => { div.text = texts[i][k]; });
-sources.forEach((src, i) => { src.data = {x: src.data.x, y: ys[i][k]}; });
+sources.forEach((src, i) => {
+  if (images[i]) src.data = {image: [ys[i][k]]};
+  else src.data = {x: xs[i] === null ? src.data.x : xs[i][k], y: ys[i][k]};
+});
 """)
     for slider in sliders:
         slider.js_on_change("value", callback)
