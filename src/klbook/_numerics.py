@@ -39,10 +39,12 @@ SERIES_LIMIT = 0.5
 MODERATE_LIMIT = 4.0
 
 # Taylor coefficients of (e^v - 1 - v) / (2 v^2) = sum_k v^k / (2 (k+2)!); 15 terms give < 1e-17
-# relative truncation error for |v| <= 1/2, 19 terms for |v| <= 1. Beyond 1/2, expm1(v) - v cancels by
-# at most a factor ~4.
-_HALF_G_COEFFS = [1.0 / (2.0 * math.factorial(k + 2)) for k in range(19)]
-_SERIES_TERMS = {0.5: 15, 1.0: 19}  # series limit -> terms needed
+# relative truncation error for |v| <= 1/2 (chapter 7 checks this), 19 terms for |v| <= 1. Beyond 1/2,
+# expm1(v) - v cancels by at most a factor ~4.
+_SERIES_COEFFS = {
+    limit: [1.0 / (2.0 * math.factorial(k + 2)) for k in range(terms)] for limit, terms in ((0.5, 15), (1.0, 19))
+}
+_HALF_G_COEFFS = _SERIES_COEFFS[SERIES_LIMIT]
 
 
 def all_true(xp: Any, mask: Any) -> bool:
@@ -59,7 +61,7 @@ def half_g_series(xp: Any, v: Any, limit: float = SERIES_LIMIT) -> Any:
     """(e^v - 1 - v) / 2 by its Taylor series; accurate to a few ULP for |v| <= limit (1/2 or 1)."""
     # Horner's rule in place on a fresh accumulator (never part of an autograd graph: under autograd
     # this runs inside HalfG.forward), so no temporary array is allocated per coefficient.
-    coeffs = _HALF_G_COEFFS[: _SERIES_TERMS[limit]]
+    coeffs = _SERIES_COEFFS[limit]
     acc = xp.full_like(v, coeffs[-1])
     for c in reversed(coeffs[:-1]):
         acc *= v
