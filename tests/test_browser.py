@@ -16,8 +16,10 @@ opened in a fresh browser context:
   code cell, output or table is wider than the text column; at 390 px nothing is cut off (whatever is
   wider than the screen scrolls inside its own box) and the page never scrolls sideways; a real click on
   the visible sidebar buttons opens the sidebars; every figure is numbered, captioned and has an alt text
-  that is not a file name; MathJax is loaded only where there is math, and the time from navigation to
-  typeset math is measured (``test-artifacts/math-times.json``);
+  that is not a file name, is shown undistorted, and its smallest text is legible at both widths (on a
+  phone the picture keeps a legible width and scrolls sideways in its own box, the caption stays in the
+  column); MathJax is loaded only where there is math, and the time from navigation to typeset math is
+  measured (``test-artifacts/math-times.json``);
 * a screenshot of every page in the toc, at both widths in light and in dark mode, goes to
   ``test-artifacts/screenshots/`` for a person to look at.
 
@@ -56,6 +58,10 @@ MATH_SECONDS_GOAL = 1.5
 #: on the notation page; before lazy typesetting, 2.4-7.9 s. The test fails above this limit (the goal
 #: with room for a busy machine); the times measured are written to MATH_TIMES.
 MATH_SECONDS_LIMIT = 4.0
+#: Smallest text in a figure on a phone, in CSS px. The figures are drawn for the 672 px column (10 pt
+#: text at 13.9 px); shrunk to a phone's ~340 px column it was ~7 px. At 11 px (about the size of a
+#: phone's own small print) every figure keeps at least 79 % of its natural width and scrolls sideways.
+PHONE_FIGURE_TEXT_PX = 11.0
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
@@ -366,11 +372,30 @@ _LAYOUT = """() => {
     const figures = Array.from(article.querySelectorAll('img')).map(img => {
         const fig = img.closest('figure');
         const caption = fig && fig.querySelector('figcaption');
+        const r = img.getBoundingClientRect(), ic = getComputedStyle(img);
+        const edge = side => parseFloat(ic['padding' + side]) + parseFloat(ic['border' + side + 'Width']);
+        // the nearest box around the picture that scrolls sideways, and whether a reader can scroll it
+        let box = img.parentElement;
+        while (box && box !== article && !scrolls(box)) box = box.parentElement;
+        let scroller = null;
+        if (box && box !== article) {
+            const br = box.getBoundingClientRect(), before = box.scrollLeft;
+            box.scrollLeft = box.scrollWidth;
+            const moves = box.scrollLeft > before;
+            box.scrollLeft = before;
+            scroller = {box: box.tagName.toLowerCase() + '.' + [...box.classList].join('.'),
+                        left: br.left, right: br.right, clientWidth: box.clientWidth, moves,
+                        holdsCaption: !!(caption && box.contains(caption))};
+        }
+        const cr = caption ? caption.getBoundingClientRect() : null;
         return {src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
                 referenced: !!(fig && fig.id && document.querySelector(`a[href="#${CSS.escape(fig.id)}"]`)),
                 number: caption ? (caption.querySelector('.caption-number') || {textContent: ''}).textContent.trim() : '',
                 caption: caption ? caption.textContent.replace(/\\s+/g, ' ').trim() : '',
-                natural: img.naturalWidth, shown: img.getBoundingClientRect().width};
+                natural: img.naturalWidth, naturalHeight: img.naturalHeight, shown: r.width,
+                // the picture itself: inside the padding and border the dark theme puts around it
+                content: r.width - edge('Left') - edge('Right'), contentHeight: r.height - edge('Top') - edge('Bottom'),
+                scroller, captionBox: cr && {left: cr.left, right: cr.right}};
     });
     return {
         column, tooWide, clipped: clipped.map(c => c.text),
@@ -582,7 +607,65 @@ def test_figures_are_crisp_and_their_text_legible(visit, site: Path, path: str) 
         text_px = SMALLEST_FONT_PT * dpi / 72 * fig["shown"] / fig["natural"]
         if text_px < 0.8 * layout["bodyFont"]:
             bad.append(f"{src}: smallest text {text_px:.1f} px, under 80 % of the {layout['bodyFont']:.0f} px body")
+        bad += _distorted(fig)
     assert not bad, f"{path}: {len(bad)} figures not crisp or not legible:\n  " + "\n  ".join(bad)
+
+
+def _distorted(fig: dict) -> list[str]:
+    """A problem if the picture is shown squeezed or stretched (its shape differs from the PNG's by > 2 %)."""
+    if not fig["content"] or not fig["naturalHeight"]:
+        return []
+    shown, natural = fig["contentHeight"] / fig["content"], fig["naturalHeight"] / fig["natural"]
+    if abs(shown / natural - 1) > 0.02:
+        return [(f"{fig['number'] or fig['src']}: shown {fig['content']:.0f} x {fig['contentHeight']:.0f} px, distorted "
+                 f"({shown / natural - 1:+.0%} in height for its width)")]
+    return []
+
+
+@pytest.mark.parametrize("mode", ("light", "dark"))
+@pytest.mark.parametrize("path", TOC_PAGES)
+def test_figures_are_legible_on_a_phone(visit, site: Path, path: str, mode: str) -> None:
+    """At 390 px every figure's smallest text is at least ``PHONE_FIGURE_TEXT_PX`` CSS px high.
+
+    A figure drawn for the 672 px column and shrunk to a phone's ~340 px would show its 10 pt text at ~7 px.
+    Instead a figure keeps a width at which its text is legible, and the picture (only the picture: the
+    caption stays in the column) scrolls sideways inside its own box; the page itself never scrolls
+    sideways. The text size is computed as in the laptop test, from the picture's displayed width (without
+    the padding the dark theme adds around it), its PNG's width and resolution.
+    """
+    from klbook.plotting.style import SMALLEST_FONT_PT
+
+    layout = visit(path, mode, PHONE["width"])["layout"]
+    assert layout["sidewaysScroll"] <= 0, f"{path} at 390 px: the page scrolls sideways by {layout['sidewaysScroll']} px"
+    bad = []
+    for fig in layout["figures"]:
+        src = fig["src"]
+        if not src.lower().endswith(".svg"):
+            dpi = _png_dpi((site / path).parent / unquote(src))
+            if dpi is None:
+                bad.append(f"{src}: records no resolution (pHYs), so its text size is unknown")
+                continue
+            text_px = SMALLEST_FONT_PT * dpi / 72 * fig["content"] / fig["natural"]
+            if text_px < PHONE_FIGURE_TEXT_PX:
+                bad.append(f"{fig['number'] or src}: smallest text {text_px:.1f} px (shown {fig['content']:.0f} px "
+                           f"wide), under {PHONE_FIGURE_TEXT_PX} px")
+        bad += _distorted(fig)
+        box = fig["scroller"]
+        if fig["shown"] > layout["column"] + 1:  # wider than the column: it must scroll in a box of its own
+            if box is None or not box["moves"]:
+                bad.append(f"{fig['number'] or src}: {fig['shown']:.0f} px wide in a {layout['column']:.0f} px "
+                           "column, and no box around it scrolls sideways")
+            elif box["holdsCaption"]:
+                bad.append(f"{fig['number'] or src}: the caption scrolls sideways with the picture ({box['box']})")
+            elif box["left"] < -1 or box["right"] > PHONE["width"] + 1:
+                bad.append(f"{fig['number'] or src}: its scroll box spans {box['left']:.0f}..{box['right']:.0f} px "
+                           f"of {PHONE['width']}")
+        cap = fig["captionBox"]
+        if cap and (cap["left"] < -1 or cap["right"] > PHONE["width"] + 1):
+            bad.append(f"{fig['number'] or src}: the caption spans {cap['left']:.0f}..{cap['right']:.0f} px "
+                       f"of {PHONE['width']}")
+    assert not bad, (f"{path} at 390 px ({mode}): {len(bad)} figures too small to read or not scrollable:\n  "
+                     + "\n  ".join(bad))
 
 
 _math_times: dict[str, dict] = {}
