@@ -11,8 +11,8 @@ and draws. Numbers are formatted here, in Python, so the page shows exactly klbo
 Spec layout (all lists, JSON-serialisable):
 
 * ``sliders``: ``[{"name", "label", "labels"}]``; slider ``i`` selects position ``j`` of its grid, and
-  the state is the flat index ``numpy.ravel_multi_index(positions, shape)``; the slider's title shows
-  ``"{label} = {labels[j]}"`` (its own value display is off);
+  the state is the flat index ``numpy.ravel_multi_index(positions, shape)``; the slider shows
+  ``"{label}: {labels[j]}"`` (its value display and its tooltip format the position as its label);
 * ``readouts``: ``[{"name", "values"}]``, one preformatted string per state;
 * ``panels``: ``[{"title", "x_label", "y_label", "kind", "series"}]`` (optional ``"height"``,
   ``"x_range"`` and ``"y_range"`` (``[low, high]``, fixed axes), ``"legend_location"``,
@@ -497,23 +497,26 @@ def _image_for_bokeh(image: list) -> np.ndarray:
 
 
 def render_bokeh(spec: dict) -> tuple[str, str]:
-    """Bokeh ``(script, div)`` for a spec: sliders (each titled with its current position's label), the
+    """Bokeh ``(script, div)`` for a spec: sliders (each showing its current position's label), the
     readout lines and the panels, drawn in the browser by selecting precomputed arrays (``CustomJS``).
     Needs bokeh (the book's build has it)."""
     from bokeh.embed import components
     from bokeh.layouts import column
-    from bokeh.models import ColumnDataSource, CustomJS, Div, LinearColorMapper, Slider
+    from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, Div, LinearColorMapper, Slider
     from bokeh.palettes import Greys256
     from bokeh.plotting import figure
 
     shape = [len(s["labels"]) for s in spec["sliders"]]
     start = [n // 2 for n in shape]
     k0 = state_index(start, shape)
-    titles = [[f"{s['label']} = {v}" for v in s["labels"]] for s in spec["sliders"]]
-    sliders = [Slider(start=0, end=n - 1, value=j, step=1, title=t[j], show_value=False,
+    # A slider's value is a position on its grid; its value display and tooltip show that position's
+    # label instead (the browser only looks it up).
+    sliders = [Slider(start=0, end=n - 1, value=j, step=1, title=s["label"], show_value=True,
+                      format=CustomJSTickFormatter(args={"labels": s["labels"]},
+                                                   code="return labels[Math.round(tick)];"),
                       sizing_mode="stretch_width", name=f"{spec['name']}-{s['name']}",
                       css_classes=["klbook-explorable-slider"])
-               for s, n, j, t in zip(spec["sliders"], shape, start, titles)]
+               for s, n, j in zip(spec["sliders"], shape, start)]
     readouts = [Div(text=r["values"][k0], name=f"{spec['name']}-{r['name']}",
                     css_classes=["klbook-explorable-readout"], sizing_mode="stretch_width")
                 for r in spec["readouts"]]
@@ -589,14 +592,13 @@ def render_bokeh(spec: dict) -> tuple[str, str]:
                 fig.add_layout(fig.legend[0], "right")  # beside the plot, not over the data
         figures.append(fig)
     callback = CustomJS(
-        args={"sliders": sliders, "shape": shape, "readouts": readouts, "titles": titles,
+        args={"sliders": sliders, "shape": shape, "readouts": readouts,
               "texts": [r["values"] for r in spec["readouts"]], "sources": sources, "xs": series_x,
               "ys": series_y, "images": images},
         code="""
 let k = 0;
 const pos = sliders.map(s => Math.round(s.value));
 for (let i = 0; i < sliders.length; i++) k = k * shape[i] + pos[i];
-sliders.forEach((s, i) => { s.title = titles[i][pos[i]]; });
 readouts.forEach((div, i) => { div.text = texts[i][k]; });
 sources.forEach((src, i) => {
   if (images[i]) src.data = {image: [ys[i][k]]};
