@@ -241,6 +241,10 @@ def _half_g_of_moderate_ratio(xp: Any, a: Any, b: Any) -> Any:
     far = 0.5 * ((a_high - u) + (a_low - u_low))
     if not bool(xp.any(series)):
         return far
+    if isinstance(far, np.ndarray):
+        # numpy: the series (some forty passes) only on the entries that take it; far is a fresh array
+        far[series] = half_g_of_exact_diff(xp, u[series], u_low[series], series_limit=1.0)
+        return far
     near = half_g_of_exact_diff(xp, where_safe(xp, series, u, 0.0), u_low, series_limit=1.0)
     return xp.where(series, near, far)
 
