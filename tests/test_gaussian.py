@@ -630,3 +630,50 @@ def test_kl_normal_is_within_3_ulp_for_moderate_ratios_at_every_scale():
     errors = ulp_error(kl_normal(zeros, sigma_p, zeros, sigma_q), reference_kl_normal(zeros, sigma_p, zeros, sigma_q))
     assert errors.max() <= 3
     assert errors.mean() <= 0.5
+
+
+# --- tests that kill the survivors of the 2026-12-05 mutation sample of gaussian.py (tests/MUTATION.md) ---
+
+
+@pytest.mark.parametrize(
+    ("mu_p", "mu_q", "sigma_p", "sigma_q", "logvar_p", "logvar_q"),
+    [
+        (1e308, -1e308, 1e200, 3e200, 720.0, 721.0),
+        (1.5e308, -1.7e308, 1e200, 3e200, 800.0, 1000.0),
+        (-1.2e308, 1.6e308, 1e160, 2e160, 730.0, 725.0),
+    ],
+)
+def test_mean_difference_beyond_the_float_range_gives_the_finite_kl(mu_p, mu_q, sigma_p, sigma_q, logvar_p, logvar_q):
+    """mu_p - mu_q overflows to +-inf while (mu_p - mu_q) / sigma_q, the KL and its gradient are finite:
+    both means are halved first (exactly) and the quotient doubled. kl_normal and kl_diag_normal, values
+    and the gradient with respect to mu_p ((mu_p - mu_q) / sigma_q^2), within 4 ULP of mpmath."""
+    normal = [np.array([x]) for x in (mu_p, sigma_p, mu_q, sigma_q)]
+    diag = [np.array([[x]]) for x in (mu_p, logvar_p, mu_q, logvar_q)]
+    assert ulp_error(kl_normal(*normal), reference_kl_normal(*normal)).max() <= 4
+    assert ulp_error(kl_diag_normal(*diag), reference_kl_diag_normal(*diag)).max() <= 4
+    with mpmath.workdps(60):
+        d = mpmath.mpf(mu_p) - mpmath.mpf(mu_q)
+        expected = [float(d / mpmath.mpf(sigma_q) ** 2), float(d * mpmath.exp(-mpmath.mpf(logvar_q)))]
+    for function, args, e in ((kl_normal, normal, expected[0]), (kl_diag_normal, diag, expected[1])):
+        tensors = [torch.tensor(a, requires_grad=True) for a in args]
+        function(*tensors).sum().backward()
+        assert ulp_error(tensors[0].grad, np.full(tensors[0].shape, e)).max() <= 4
+
+
+@pytest.mark.parametrize(
+    ("logvar_p", "logvar_q"),
+    # s = fl(logvar_p - logvar_q) just below 700 (699.3), exactly 700 (with e = 0, -4.5e-14, -2.3e-14),
+    # above it (705.4, 704.8) and beyond exp's overflow at ~709.78 (710.35, 710.4), e ~ 2-5e-14 in magnitude.
+    [(699.6, 0.3), (700.0, 0.0), (700.3, 0.3), (699.9, -0.1), (705.1, -0.3), (705.1, 0.3), (709.9, -0.45),
+     (710.3, -0.1)],
+)
+def test_gradient_wrt_logvar_p_is_right_on_both_sides_of_and_at_the_large_difference_branch(logvar_p, logvar_q):
+    """d/dlogvar_p = expm1(u) / 2, u = logvar_p - logvar_q = s + e, switches at s = 700 to a form in which
+    e^s / 2 is computed as (e^(s/2) / 2) e^(s/2) and the rounding error e enters as the factor (1 + e).
+    At s = 700 exactly the first form must still be used, and beyond it the factor (1 + e) matters:
+    e ~ 2-5e-14 is 100-400 ULP of the result."""
+    args = [torch.tensor([x], dtype=torch.float64, requires_grad=True) for x in (0.5, logvar_p, -0.5, logvar_q)]
+    kl_diag_normal(*args).backward()
+    with mpmath.workdps(60):
+        expected = float(mpmath.expm1(mpmath.mpf(logvar_p) - mpmath.mpf(logvar_q)) / 2)
+    assert ulp_error(args[1].grad, np.array([expected])).max() <= 4
