@@ -34,8 +34,12 @@ def _settings() -> dict:
         return tomllib.load(f)["tool"]["klbook-mutation"]
 
 
+def _test_command(tests: list[str]) -> str:
+    return f"env PYTHONPATH=src {sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
+
+
 def _config(module: str, tests: list[str], timeout: float) -> str:
-    command = f"env PYTHONPATH=src {sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
+    command = _test_command(tests)
     return (
         "[cosmic-ray]\n"
         f"module-path = {json.dumps(module)}\n"
@@ -49,7 +53,13 @@ def _config(module: str, tests: list[str], timeout: float) -> str:
 
 def _sample(session: Path, keep: int, seed: int) -> None:
     with sqlite3.connect(session) as db:
-        jobs = sorted(row[0] for row in db.execute("SELECT job_id FROM work_items"))
+        # cosmic-ray's job ids are random on every init: draw from the mutants in a fixed order (what and
+        # where each one mutates), so that a seed names the same sample on every run.
+        specs = db.execute(
+            "SELECT job_id FROM mutation_specs ORDER BY "
+            "operator_name, occurrence, start_pos_row, start_pos_col, end_pos_row, end_pos_col"
+        )
+        jobs = [row[0] for row in specs]
         drop = sorted(set(jobs) - set(random.Random(seed).sample(jobs, min(keep, len(jobs)))))
         db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", [(j,) for j in drop])
         db.executemany("DELETE FROM work_items WHERE job_id = ?", [(j,) for j in drop])
@@ -77,9 +87,16 @@ def run(module: str, tests: list[str], sample: int | None, seed: int, timeout: f
         work = Path(tmp)
         for name in ("src", "tests"):
             shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        for name in ("conftest.py", "pyproject.toml"):
+        # _toc.yml and _config.yml: tests/test_browser.py (imported by tests/conftest.py) reads the table of
+        # contents when it is imported.
+        for name in ("conftest.py", "pyproject.toml", "_toc.yml", "_config.yml"):
             shutil.copy(ROOT / name, work / name)
         (work / "cr.toml").write_text(_config(module, tests, timeout))
+        # The unmutated module must pass its tests here, or every mutant would count as killed (an import
+        # error in the copy fails the test command as surely as a mutant does).
+        baseline = subprocess.run(_test_command(tests), cwd=work, shell=True, capture_output=True, text=True)
+        if baseline.returncode != 0:
+            raise SystemExit(f"{module}: the unmutated tests fail in the copy of the tree:\n{baseline.stdout[-3000:]}")
         session = work / "session.sqlite"
         subprocess.run([cosmic_ray, "init", "cr.toml", str(session)], cwd=work, check=True)
         if sample is not None:
