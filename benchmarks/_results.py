@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -16,3 +18,18 @@ def replace_section(text: str, begin: str, end: str, path: Path = RESULTS) -> No
     else:
         new = old.rstrip("\n") + "\n\n" + text + "\n"
     path.write_text(new)
+
+
+def run_section_script(description: str, section: Callable[[int, tuple[int, ...]], str], repeats: int,
+                       begin: str, end: str) -> None:
+    """The command line of a script that owns one section: ``--repeats``, ``--threads``, ``--no-write``;
+    prints ``section(repeats, threads)`` and writes it into RESULTS.md unless told not to."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=repeats, help=f"timed runs per case (default {repeats})")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts (default 1 2)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    text = section(args.repeats, tuple(args.threads))
+    print(text)
+    if not args.no_write:
+        replace_section(text, begin, end)

@@ -15,7 +15,6 @@ batches.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -27,7 +26,7 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 import klbook
-from _results import replace_section  # benchmarks/_results.py
+from _results import run_section_script  # benchmarks/_results.py
 
 # The section of RESULTS.md this script owns lies between these two lines.
 BEGIN, END = "% gradient_speed.py: begin (a MyST comment)", "% gradient_speed.py: end"
@@ -152,15 +151,7 @@ inputs' dtype). Times vary between runs on a shared machine by tens of percent.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per case (default 7)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts (default 1 2)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = parser.parse_args()
-    text = section(args.repeats, tuple(args.threads))
-    print(text)
-    if not args.no_write:
-        replace_section(text, BEGIN, END)
+    run_section_script(__doc__.splitlines()[0], section, 7, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ clock on the wall shows.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -27,7 +26,7 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 import klbook
-from _results import replace_section  # benchmarks/_results.py
+from _results import run_section_script  # benchmarks/_results.py
 
 BEGIN, END = "% training_step.py: begin (a MyST comment)", "% training_step.py: end"
 SIZES = ((128, 32), (4_096, 64))  # batch, latent dimension
@@ -114,15 +113,7 @@ Measured on: {machine}. Times vary between runs on a shared machine by tens of p
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=21, help="timed steps per case (default 21)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts (default 1 2)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = parser.parse_args()
-    text = section(args.repeats, tuple(args.threads))
-    print(text)
-    if not args.no_write:
-        replace_section(text, BEGIN, END)
+    run_section_script(__doc__.splitlines()[0], section, 21, BEGIN, END)
 
 
 if __name__ == "__main__":
