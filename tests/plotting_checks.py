@@ -5,10 +5,15 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
-from klbook.plotting.style import SMALLEST_FONT_PT, TEXT_WIDTH
+from klbook.plotting.style import PHONE_KEY, PHONE_WIDTH, SMALLEST_FONT_PT, TEXT_WIDTH, PanelFigure
+
+#: The narrowest picture a phone shows, in CSS px: the 358 px column at 390 px inside the dark theme's
+#: 8 px frame on each side. The phone rendering shown there keeps its smallest text at 11 px or more
+#: (tests/test_browser.py, PHONE_FIGURE_TEXT_PX) when its PNG is at most this wide times 13.9 / 11.
+PHONE_PICTURE_PX = 342
 
 
-def assert_book_figure(fig):
+def assert_book_figure(fig, width_in=TEXT_WIDTH):
     """A white Figure whose axes are all labelled, legible in the book's column and with nothing covering data.
 
     Labelled: a colorbar by its label, axes sharing x or y by one of the group (panels sharing x carry the
@@ -22,26 +27,62 @@ def assert_book_figure(fig):
             continue
         assert any(a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)), f"no x label on {ax}"
         assert any(a.get_ylabel() for a in ax.get_shared_y_axes().get_siblings(ax)), f"no y label on {ax}"
-    assert_legible(fig)
+    assert_legible(fig, width_in)
 
 
-def assert_legible(fig):
-    """What the book shows of ``fig`` is readable at 1280 px.
+def assert_legible(fig, width_in=TEXT_WIDTH):
+    """What the book shows of ``fig`` is readable at 1280 px (or on a phone, ``width_in=PHONE_WIDTH``).
 
-    Its saved width (``bbox_inches="tight"``, as the inline backend saves it) is at most ``TEXT_WIDTH``
-    inches, so the column shows it unscaled; no text is smaller than ``SMALLEST_FONT_PT``; no legend
+    Its saved width (``bbox_inches="tight"``, as the inline backend saves it) is at most ``width_in``
+    inches (``TEXT_WIDTH``: the column shows it unscaled); no text is smaller than ``SMALLEST_FONT_PT``; no legend
     covers a drawn point of a line (reference lines across the whole axes excepted), a scatter marker or an
     image.
     """
     renderer = fig.canvas.get_renderer()
     fig.canvas.draw()
     width = fig.get_tightbbox(renderer).width
-    assert width <= TEXT_WIDTH + 0.05, f"figure is {width:.2f} in wide, more than the column's {TEXT_WIDTH}"
+    assert width <= width_in + 0.05, f"figure is {width:.2f} in wide, more than {width_in} in"
     small = [(t.get_text(), t.get_fontsize()) for t in fig.findobj(lambda a: hasattr(a, "get_fontsize"))
              if t.get_visible() and t.get_text().strip() and t.get_fontsize() < SMALLEST_FONT_PT - 1e-6]
     assert not small, f"text smaller than {SMALLEST_FONT_PT} pt: {small[:5]}"
     covered = legend_overlaps(fig)
     assert not covered, f"legends cover data: {covered}"
+
+
+def assert_stacks_on_a_phone(fig, labelled=True):
+    """``fig`` is a figure of panels side by side whose phone rendering stacks the same panels, legibly.
+
+    The phone figure has as many panels as ``fig``, one under the other in the same order (left to right
+    becomes top to bottom), each as wide as the figure allows; it is labelled, legible and uncovered as
+    :func:`assert_book_figure` checks (only legible and uncovered unless ``labelled``: diagrams have no axes),
+    at most ``PHONE_WIDTH`` wide. What IPython stores with the
+    figure's output carries its PNG (metadata only: the output's data is a plain figure's).
+    """
+    assert isinstance(fig, PanelFigure), "a figure of panels side by side is made by panel_figure"
+    assert repr(fig).startswith("<Figure size ")
+    panels = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+    phone = fig.phone_figure()
+    stacked = [ax for ax in phone.axes if not hasattr(ax, "_colorbar")]
+    assert len(stacked) == len(panels) > 1
+    for wide, narrow in zip(panels, stacked):  # the same panel: same title, scales and artists
+        # (axis labels may move: a label shared by a row of panels goes on each panel of a column)
+        assert wide.get_title() == narrow.get_title()
+        assert (wide.get_xscale(), wide.get_yscale()) == (narrow.get_xscale(), narrow.get_yscale())
+        assert len(wide.get_children()) == len(narrow.get_children())
+    phone.canvas.draw()
+    boxes = [ax.get_position() for ax in stacked]
+    for upper, lower in zip(boxes, boxes[1:]):
+        assert lower.y1 <= upper.y0 + 1e-9, "the phone's panels are not stacked top to bottom"
+    assert all(box.width > 0.5 for box in boxes), "a stacked panel does not take the figure's width (a colour bar aside)"
+    if labelled:
+        assert_book_figure(phone, width_in=PHONE_WIDTH)
+    else:
+        assert_legible(phone, width_in=PHONE_WIDTH)
+    data, metadata = fig._repr_mimebundle_()
+    assert data == {}
+    png = metadata[PHONE_KEY]
+    assert png["width"] <= PHONE_PICTURE_PX * (SMALLEST_FONT_PT * 100 / 72) / 11.0
+    assert png["width"] <= PHONE_WIDTH * 100 and png["height"] > png["width"]  # a column of panels
 
 
 def _points(artist, ax):

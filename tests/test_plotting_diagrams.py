@@ -4,7 +4,7 @@ from matplotlib.patches import Circle
 
 from klbook.plotting.diagrams import plot_reparameterisation_graph
 
-from .plotting_checks import assert_legible
+from .plotting_checks import assert_legible, assert_stacks_on_a_phone
 
 
 def _random_nodes(ax):
@@ -17,6 +17,7 @@ def _random_nodes(ax):
 def test_z_is_random_before_and_epsilon_after():
     fig, (before, after) = plot_reparameterisation_graph()
     assert_legible(fig)
+    assert_stacks_on_a_phone(fig, labelled=False)
     assert _random_nodes(before) == ["$z$"]
     assert _random_nodes(after) == [r"$\varepsilon$"]
     assert (

@@ -7,7 +7,7 @@ from klbook.plotting.divergences import (
     plot_asymmetry, plot_bernoulli_kl, plot_epsilon_dependence, plot_f_generators, plot_pinsker,
     plot_pointwise_integrand)
 
-from .plotting_checks import assert_book_figure, labelled_lines, legend_texts
+from .plotting_checks import assert_book_figure, assert_stacks_on_a_phone, labelled_lines, legend_texts
 
 
 def trapezoid(x, y):
@@ -84,6 +84,7 @@ def test_integrand_shading_splits_positive_and_negative_parts(integrand_figure):
 def test_bernoulli_panels_are_labelled_with_colorbar_and_legend(bernoulli_figure):
     grid, table, (fig, (left, right)) = bernoulli_figure
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert len(fig.axes) == 3  # two panels and the colorbar
     assert legend_texts(right) == [f"$a = {grid[i]:.2f}$" for i in (2, 12, 22)]
 

@@ -13,7 +13,7 @@ from klbook.plotting.fits import (
     plot_separation_scan,
     reverse_kl_grid)
 
-from .plotting_checks import assert_book_figure, labelled_lines, legend_texts
+from .plotting_checks import assert_book_figure, assert_stacks_on_a_phone, labelled_lines, legend_texts
 
 
 # Chapter 6's mixture p = 0.35 N(-2.5, 0.5^2) + 0.65 N(2, 1.2^2) and its fits.
@@ -278,6 +278,7 @@ def scan_figure():
 def test_scan_panels_share_one_legend_with_each_label_once(scan_figure):
     fig, (left, right) = scan_figure
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert legend_texts(left) == [r"component means $\pm d/2$", "centred minimum", "one-mode minima",
                                   "saddle points", r"$\ln 2$", "p bimodal beyond d = 2",
                                   "one-mode minima appear, d = 4.830", "they become global, d = 5.600"]

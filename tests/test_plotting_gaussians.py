@@ -5,7 +5,7 @@ from klbook import kl_normal
 from klbook.plotting.gaussians import (
     plot_gaussian_kl_asymmetry, plot_kl_integrand, plot_vae_kl_map, plot_vae_kl_terms, vae_kl_grid)
 
-from .plotting_checks import assert_book_figure, legend_texts
+from .plotting_checks import assert_book_figure, assert_stacks_on_a_phone, legend_texts
 
 
 def test_grid_matches_closed_form_and_minimum():
@@ -22,6 +22,7 @@ def test_plots_build_and_label():
         assert_book_figure(fig)
     fig, axes = plot_vae_kl_terms(n=21)
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert len(axes) == 2
     assert len(legend_texts(axes[1])) == 3
 

@@ -5,13 +5,14 @@ import pytest
 
 from klbook.plotting.generative import plot_elbo_terms, plot_policies, plot_samples, plot_sequence_classes
 
-from .plotting_checks import assert_book_figure, legend_texts
+from .plotting_checks import assert_book_figure, assert_stacks_on_a_phone, legend_texts
 
 
 def test_elbo_terms_are_drawn_against_the_step_on_log_axes():
     terms, weights = np.array([1.0, 0.5, 0.1]), np.array([0.8, 0.4, 0.2])
     fig, (left, right) = plot_elbo_terms(terms, weights, prior=0.01)
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     line = left.get_lines()[0]
     np.testing.assert_array_equal(line.get_xdata(), [2, 3, 4])
     np.testing.assert_array_equal(line.get_ydata(), terms)
@@ -24,6 +25,7 @@ def test_samples_are_scattered_on_shared_square_axes():
     data, samples = np.zeros((5, 2)), np.ones((7, 2))
     fig, axes = plot_samples(data, samples, limit=2.0)
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     np.testing.assert_array_equal(axes[0].collections[0].get_offsets(), data)
     np.testing.assert_array_equal(axes[1].collections[0].get_offsets(), samples)
     assert axes[1].get_xlim() == (-2.0, 2.0)

@@ -4,7 +4,7 @@ import numpy as np
 
 from klbook.plotting.manifold import image_mosaic, plot_manifold_grids, plot_traversals
 
-from .plotting_checks import assert_book_figure
+from .plotting_checks import assert_book_figure, assert_stacks_on_a_phone
 
 
 def test_mosaic_puts_image_i_j_in_row_i_column_j():
@@ -22,6 +22,7 @@ def test_manifold_grids_one_panel_per_model():
     }
     fig, axes = plot_manifold_grids(grids)
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert [ax.get_title() for ax in axes] == ["VAE", "AE"]
     assert np.allclose(
         axes[0].get_images()[0].get_array()[:8, :8], grids["VAE"][0, 0].reshape(8, 8)

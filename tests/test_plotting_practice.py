@@ -8,7 +8,7 @@ from klbook.plotting.practice import (
     plot_em_progress, plot_epsilon_hack, plot_estimator_bias_spread, plot_log_density_tails, plot_relative_errors,
     plot_running_estimates, plot_temperature_softening)
 
-from .plotting_checks import assert_book_figure, labelled_lines, legend_texts
+from .plotting_checks import assert_book_figure, assert_stacks_on_a_phone, labelled_lines, legend_texts
 
 
 # ---------------------------------------------------------------- plot_relative_errors
@@ -101,6 +101,7 @@ def bias_spread_figure():
 def test_bias_spread_panels_are_labelled_with_legends(bias_spread_figure):
     fig, (left, right) = bias_spread_figure
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert left.get_xscale() == right.get_xscale() == right.get_yscale() == "log"
     # one legend for both panels, each label once
     assert sorted(legend_texts(left)) == ["k1 (exact)", "k1 (measured)", "k2 (exact)", "k2 (measured)",
@@ -160,6 +161,7 @@ RUN_N, RUNNING, RUN_SPREAD, TRUTH = running_study()
 def test_running_estimates_with_spread_draw_two_labelled_panels():
     fig, (left, right) = plot_running_estimates(RUN_N, RUNNING, truth=TRUTH, spread=RUN_SPREAD)
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert legend_texts(left) == ["k1", "k3", "exact"] and legend_texts(right) == ["k1", "k3"]
     assert left.get_xscale() == "log" and right.get_xscale() == right.get_yscale() == "log"
     lines = {line.get_label(): line for line in left.get_lines()}
@@ -242,6 +244,7 @@ def em_figure():
 def test_em_progress_panels_are_labelled_with_legends(em_figure):
     fig, (left, right) = em_figure
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert len(legend_texts(left)) == 3  # one legend for both panels
     assert right.get_yscale() == "log"
 

@@ -6,7 +6,7 @@ from klbook.plotting.vae import (
     plot_aggregate_posterior, plot_gradient_spread, plot_image_rows, plot_kl_per_dimension, plot_mc_elbo,
     plot_rate_distortion, plot_training_curves)
 
-from .plotting_checks import assert_book_figure, legend_texts
+from .plotting_checks import assert_book_figure, assert_stacks_on_a_phone, legend_texts
 
 
 def band_at(collection, x):
@@ -101,6 +101,7 @@ def test_training_curves_draw_each_term_per_split_by_epoch():
     h = history()
     fig, axes = plot_training_curves(h)
     assert_book_figure(fig)
+    assert_stacks_on_a_phone(fig)
     assert len(axes) == 2
     assert "reconstruction" in axes[0].get_title() and "KL" in axes[1].get_title()
     for ax, term in zip(axes, ("reconstruction", "kl")):

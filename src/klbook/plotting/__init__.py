@@ -5,6 +5,6 @@ All figures use :func:`book_style`: an opaque white background, so they stay rea
 shown in dark mode, and labelled axes.
 """
 
-from .style import book_style, new_figure
+from .style import book_style, new_figure, on_phone, panel_figure
 
-__all__ = ["book_style", "new_figure"]
+__all__ = ["book_style", "new_figure", "on_phone", "panel_figure"]

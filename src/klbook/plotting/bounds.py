@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .style import book_style, new_figure
+from .style import book_style, new_figure, panel_figure
 
 __all__ = ["plot_evidence_bars", "plot_iwae_curve"]
 
@@ -91,9 +91,8 @@ def plot_iwae_curve(
     standard-error bars, and dashed horizontal lines from ``references`` (``title -> {label: value}``,
     e.g. :math:`\log p(x)`).
     """
-    fig, axes = new_figure(1, len(panels), width=6.4, height=3.2, squeeze=False)
-    axes = axes[0]
-    with book_style():
+
+    def draw(fig: Any, axes: Any) -> None:
         for ax, (title, curves) in zip(axes, panels.items(), strict=True):
             for i, (label, (means, errors)) in enumerate(curves.items()):
                 ax.errorbar(
@@ -116,6 +115,10 @@ def plot_iwae_curve(
             ax.set_title(title)
             ax.set_xlabel("samples $K$")
             ax.legend(loc="lower right", frameon=True)
-        axes[0].set_ylabel(r"$\mathcal{L}_K$ (nats)")
+        for ax in axes:
+            if ax.get_subplotspec().is_first_col():  # side by side the left panel, stacked every panel
+                ax.set_ylabel(r"$\mathcal{L}_K$ (nats)")
         fig.tight_layout()
+
+    fig, axes = panel_figure(draw, len(panels), width=6.4, height=3.2)
     return fig, axes

@@ -10,7 +10,7 @@ from typing import Any
 
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-from .style import book_style, new_figure
+from .style import panel_figure
 
 __all__ = ["plot_reparameterisation_graph"]
 
@@ -64,7 +64,6 @@ def plot_reparameterisation_graph() -> tuple[Any, Any]:
     form :math:`z = \mu_\phi(x) + \sigma_\phi(x)\odot\varepsilon`, a deterministic node fed by the random
     :math:`\varepsilon\sim\mathcal N(0, I)`, through which :math:`\nabla_\phi f` flows back (red, dashed).
     Boxes are deterministic nodes, circles random ones; black arrows are the forward computation."""
-    fig, axes = new_figure(1, 2, width=6.4, height=3.3)
     positions = {
         "phi": (0.2, 0.55),
         "x": (0.2, 0.15),
@@ -72,7 +71,8 @@ def plot_reparameterisation_graph() -> tuple[Any, Any]:
         "f": (0.6, 0.92),
         "eps": (0.95, 0.55),
     }
-    with book_style():
+
+    def draw(fig: Any, axes: Any) -> None:
         for ax, reparameterised in zip(axes, (False, True), strict=True):
             ax.set_xlim(0.0, 1.12)
             ax.set_ylim(-0.02, 1.08)
@@ -124,4 +124,6 @@ def plot_reparameterisation_graph() -> tuple[Any, Any]:
                     fontsize=11,
                 )
         fig.tight_layout()
+
+    fig, axes = panel_figure(draw, 2, width=6.4, height=3.3, phone_height=7.0)
     return fig, axes

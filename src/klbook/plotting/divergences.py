@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import Normalize
 
-from .style import TEXT_WIDTH, book_style, label_contours, new_figure
+from .style import TEXT_WIDTH, book_style, label_contours, new_figure, panel_figure
 
 __all__ = [
     "plot_pointwise_integrand",
@@ -94,8 +94,9 @@ def plot_bernoulli_kl(
     """
     grid_, table_ = np.asarray(grid, dtype=float), np.asarray(table, dtype=float)
     rows_ = np.asarray(rows)
-    with book_style():
-        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=3.4)
+
+    def draw(fig: Any, axes: Any) -> None:
+        left, right = axes
         left.grid(False)
         image = left.pcolormesh(grid_, grid_, table_, shading="nearest", cmap="viridis",
                                 norm=Normalize(vmin=0.0, vmax=vmax))
@@ -115,7 +116,9 @@ def plot_bernoulli_kl(
         right.set_title("rows of the heat map")
         right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
         fig.tight_layout()
-    return fig, (left, right)
+
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=3.4, phone_height=7.4)
+    return fig, tuple(axes)
 
 
 def plot_asymmetry(

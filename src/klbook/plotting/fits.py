@@ -22,7 +22,16 @@ from matplotlib.patches import Ellipse
 
 from ..gaussian import normal_logpdf
 from ..mixtures import kl_normal_mixture, mixture_logpdf
-from .style import TEXT_WIDTH, book_style, label_contours, legend_below, legend_beside, new_figure
+from .style import (
+    TEXT_WIDTH,
+    book_style,
+    label_contours,
+    legend_below,
+    legend_beside,
+    new_figure,
+    on_phone,
+    panel_figure,
+)
 
 __all__ = [
     "plot_mixture_fits",
@@ -245,8 +254,8 @@ def plot_separation_scan(
     """
     branches = [{**b, **{key: np.asarray(b[key], dtype=float) for key in ("separation", "mu", "divergence")}}
                 for b in branches]
-    with book_style():
-        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=4.6, layout="constrained")
+
+    def draw(fig: Any, axes: Any) -> None:
         ax = axes[0]
         d_all = np.concatenate([b["separation"] for b in branches])
         d_line = np.linspace(0.0, float(d_all.max()), 2)
@@ -271,7 +280,9 @@ def plot_separation_scan(
         ax.axvline(switch, color="C2", linewidth=0.8, label=f"they become global, d = {switch:.3f}")
         ax.set_xlabel("separation $d$ of the component means")
         ax.set_ylabel(r"$D_{\mathrm{KL}}(q\,\|\,p)$ at the minimum (nats)")
-        legend_below(fig, *axes)
+        legend_below(fig, *axes, ncol=1 if on_phone(fig) else 2)
+
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=4.6, layout="constrained", phone_height=8.6)
     return fig, axes
 
 

@@ -17,7 +17,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 
 from ..gaussian import kl_normal, kl_std_normal, normal_logpdf
-from .style import TEXT_WIDTH, book_style, label_contours, new_figure
+from .style import TEXT_WIDTH, book_style, label_contours, new_figure, panel_figure
 
 __all__ = [
     "vae_kl_grid",
@@ -136,9 +136,8 @@ def plot_vae_kl_terms(
     sigma = np.linspace(s_lo, s_hi, n)
     mean_term = kl_std_normal(mu[:, None], np.zeros((n, 1)))
     variance_term = kl_std_normal(np.zeros((n, 1)), 2.0 * np.log(sigma)[:, None])
-    with book_style():
-        # constrained layout: room for the legend under the panels, where it covers no curve
-        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=4.0, layout="constrained")
+
+    def draw(fig: Any, axes: Any) -> None:
         ax = axes[0]
         ax.plot(mu, mean_term, color="C0", label=r"mean term $\frac{1}{2}\mu^2$ (at $\sigma = 1$)")
         ax.set_title(r"mean term $\frac{1}{2}\mu^2$ (at $\sigma = 1$)")
@@ -156,6 +155,9 @@ def plot_vae_kl_terms(
         ax.set_xlabel(r"standard deviation $\sigma$ of $q$")
         ax.set_ylabel("KL contribution (nats)")
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2)
+
+    # constrained layout: room for the legend under the panels, where it covers no curve
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=4.0, layout="constrained", phone_height=7.0)
     return fig, axes
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .style import TEXT_WIDTH, book_style, legend_below, new_figure
+from .style import TEXT_WIDTH, book_style, legend_below, new_figure, on_phone, panel_figure
 
 __all__ = ["plot_elbo_terms", "plot_samples", "plot_policies", "plot_sequence_classes"]
 
@@ -31,8 +31,9 @@ def plot_elbo_terms(step_terms: Any, weights: Any, *, prior: float) -> tuple[Any
     """
     terms, lam = np.asarray(step_terms, dtype=float), np.asarray(weights, dtype=float)
     steps = np.arange(2, terms.size + 2)
-    with book_style():
-        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=4.0, layout="constrained")
+
+    def draw(fig: Any, axes: Any) -> None:
+        left, right = axes
         left.plot(steps, terms, "o-", ms=3, color="C0", label=r"$L_{t-1}$, step $t$")
         if prior > 0:
             left.axhline(prior, color="C3", linestyle="--", linewidth=1, label=r"prior term $L_T$")
@@ -45,24 +46,30 @@ def plot_elbo_terms(step_terms: Any, weights: Any, *, prior: float) -> tuple[Any
         right.set_yscale("log")
         right.set_xlabel("step $t$")
         right.set_ylabel(r"weight of $\Vert\varepsilon-\varepsilon_\theta\Vert^2$")
-        legend_below(fig, left, right)
-    return fig, (left, right)
+        legend_below(fig, left, right, ncol=1 if on_phone(fig) else 2)
+
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=4.0, layout="constrained", phone_height=7.0)
+    return fig, tuple(axes)
 
 
 def plot_samples(data: Any, samples: Any, *, limit: float = 3.0) -> tuple[Any, Any]:
     """Training data and model samples side by side, on the same square axes ``[-limit, limit]^2``."""
     x, s = np.asarray(data, dtype=float), np.asarray(samples, dtype=float)
-    with book_style():
-        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=3.8, sharex=True, sharey=True)
+
+    def draw(fig: Any, axes: Any) -> None:
         for ax, points, title, color in ((axes[0], x, "training data", "C0"), (axes[1], s, "model samples", "C1")):
             ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color=color, linewidths=0)
             ax.set_title(title)
             ax.set_xlim(-limit, limit)
             ax.set_ylim(-limit, limit)
             ax.set_aspect("equal")
-            ax.set_xlabel("$x_1$")
-        axes[0].set_ylabel("$x_2$")
+            if ax.get_subplotspec().is_last_row():  # side by side both; stacked (sharing x) the lower one
+                ax.set_xlabel("$x_1$")
+            if ax.get_subplotspec().is_first_col():  # side by side the left one (sharing y); stacked both
+                ax.set_ylabel("$x_2$")
         fig.tight_layout()
+
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=3.8, sharex=True, sharey=True, phone_height=8.0)
     return fig, axes
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .style import book_style, new_figure
+from .style import book_style, new_figure, panel_figure
 
 __all__ = ["image_mosaic", "plot_manifold_grids", "plot_traversals"]
 
@@ -43,9 +43,8 @@ def plot_manifold_grids(
     the image decoded at grid point ``(i, j)`` drawn in row ``i`` (top to bottom: :math:`z_2` falling) and
     column ``j`` (:math:`z_1` rising), as in Kingma and Welling (2013), Fig. 4."""
     n_panels = len(grids)
-    fig, axes = new_figure(1, n_panels, width=6.4, height=3.6, squeeze=False)
-    axes = axes[0]
-    with book_style():
+
+    def draw(fig: Any, axes: Any) -> None:
         cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
         for ax, (title, images) in zip(axes, grids.items(), strict=True):
             ax.imshow(
@@ -61,6 +60,8 @@ def plot_manifold_grids(
             ax.set_xlabel(f"{axis_label} rising →")
             ax.set_ylabel("$z_2$ falling ↓")
         fig.tight_layout()
+
+    fig, axes = panel_figure(draw, n_panels, width=6.4, height=3.6, phone_height=n_panels * 3.9)
     return fig, axes
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .style import TEXT_WIDTH, book_style, legend_below, new_figure
+from .style import TEXT_WIDTH, book_style, legend_below, new_figure, panel_figure
 
 __all__ = [
     "plot_relative_errors",
@@ -136,8 +136,9 @@ def plot_estimator_bias_spread(
     biases, errors, spreads = _curves(relative_bias), _curves(bias_error), _curves(relative_std)
     theory_b = _curves(theory_bias) if theory_bias else {}
     theory_s = _curves(theory_std) if theory_std else {}
-    with book_style():
-        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=4.4, layout="constrained")
+
+    def draw(fig: Any, axes: Any) -> None:
+        left, right = axes
         for i, name in enumerate(biases):
             colour = f"C{i}"
             bias, err, spread = biases[name], errors[name], spreads[name]
@@ -158,7 +159,9 @@ def plot_estimator_bias_spread(
         if n_samples is not None:
             fig.suptitle(f"estimates from n = {n_samples} samples each")
         legend_below(fig, left, right)
-    return fig, (left, right)
+
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=4.4, phone_height=7.6, layout="constrained")
+    return fig, tuple(axes)
 
 
 def plot_running_estimates(
@@ -180,12 +183,9 @@ def plot_running_estimates(
     n_ = np.asarray(n, dtype=float)
     means = _curves(running)
     spreads = _curves(spread) if spread else {}
-    with book_style():
-        if spreads:
-            fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=3.4)
-        else:
-            fig, left = new_figure(width=6.0, height=3.4)
-            right = None
+
+    def draw(fig: Any, axes: Any) -> None:
+        left, right = (axes[0], axes[1]) if spreads else (axes, None)
         for i, (label, v) in enumerate(means.items()):
             left.plot(n_, v, color=f"C{i}", linewidth=1.2, label=label)
         left.axhline(truth, color="k", linestyle="--", linewidth=1, label="exact")
@@ -202,7 +202,14 @@ def plot_running_estimates(
             right.set_ylabel("sample std of per-sample values")
             right.legend()
         fig.tight_layout()
-    return fig, (left, right) if right is not None else left
+
+    if not spreads:
+        with book_style():
+            fig, left = new_figure(width=6.0, height=3.4)
+            draw(fig, left)
+        return fig, left
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=3.4)
+    return fig, tuple(axes)
 
 
 def plot_log_density_tails(x: Any, curves: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -256,8 +263,9 @@ def plot_em_progress(
     """
     ll, ea, em = (np.asarray(a, dtype=float) for a in (log_likelihood, elbo_after_e, elbo_after_m))
     t = np.arange(ll.size)
-    with book_style():
-        fig, (left, right) = new_figure(1, 2, width=TEXT_WIDTH, height=4.1, layout="constrained")
+
+    def draw(fig: Any, axes: Any) -> None:
+        left, right = axes
         # The ELBO as a path through the half-steps: E-step at t (equal to log-lik), M-step to t + 1.
         half_t = np.ravel(np.column_stack([t[:-1], t[1:]]))
         half_v = np.ravel(np.column_stack([ea, em]))
@@ -272,7 +280,9 @@ def plot_em_progress(
         right.set_xlabel("EM iteration $t$")
         right.set_ylabel("gap = KL to the posterior (nats)")
         legend_below(fig, left, right, ncol=1)
-    return fig, (left, right)
+
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=4.1, phone_height=7.0, layout="constrained")
+    return fig, tuple(axes)
 
 
 def plot_temperature_softening(

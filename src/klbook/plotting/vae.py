@@ -14,7 +14,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .style import TEXT_WIDTH, book_style, legend_below, new_figure
+from .style import TEXT_WIDTH, book_style, legend_below, new_figure, panel_figure
 
 __all__ = [
     "plot_mc_elbo",
@@ -94,8 +94,8 @@ def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, A
     """
     terms = {key: np.array([entry[key] for entry in history], dtype=float) for key in _HISTORY_KEYS}
     epochs = np.arange(1, len(history) + 1)
-    with book_style():
-        fig, axes = new_figure(1, 2, width=TEXT_WIDTH, height=3.2)
+
+    def draw(fig: Any, axes: Any) -> None:
         for ax, term, title in zip(
             axes,
             ("reconstruction", "kl"),
@@ -108,6 +108,8 @@ def plot_training_curves(history: Sequence[Mapping[str, float]]) -> tuple[Any, A
             ax.set_title(title)
             ax.legend()
         fig.tight_layout()
+
+    fig, axes = panel_figure(draw, 2, width=TEXT_WIDTH, height=3.2, phone_height=6.0)
     return fig, axes
 
 
