@@ -17,8 +17,9 @@ opened in a fresh browser context:
   wider than the screen scrolls inside its own box) and the page never scrolls sideways; a real click on
   the visible sidebar buttons opens the sidebars; every figure is numbered, captioned and has an alt text
   that is not a file name, is shown undistorted, and its smallest text is legible at both widths (on a
-  phone the picture keeps a legible width and scrolls sideways in its own box, the caption stays in the
-  column); MathJax is loaded only where there is math, and the time from navigation to typeset math is
+  phone a figure of panels side by side shows them stacked, fitting the column; any other picture keeps a
+  legible width and scrolls sideways in its own box, the caption stays in the column); MathJax is loaded
+  only where there is math, and the time from navigation to typeset math is
   measured (``test-artifacts/math-times.json``);
 * a screenshot of every page in the toc, at both widths in light and in dark mode, goes to
   ``test-artifacts/screenshots/`` for a person to look at.
@@ -369,7 +370,9 @@ _LAYOUT = """() => {
             text: `${el.tagName.toLowerCase()}.${[...el.classList].join('.')} ${where(el)} spans `
                   + `${Math.round(r.left)}..${Math.round(r.right)} px of ${vw}: ${short(el)}`});
     }
-    const figures = Array.from(article.querySelectorAll('img')).map(img => {
+    // the pictures a reader sees: a figure of panels holds a second, stacked picture that shows only
+    // where the figure is narrow (book/_ext/klbook_figures.py), the other one is then not rendered
+    const figures = Array.from(article.querySelectorAll('img')).filter(img => img.getClientRects().length).map(img => {
         const fig = img.closest('figure');
         const caption = fig && fig.querySelector('figcaption');
         const r = img.getBoundingClientRect(), ic = getComputedStyle(img);
@@ -392,6 +395,8 @@ _LAYOUT = """() => {
                 referenced: !!(fig && fig.id && document.querySelector(`a[href="#${CSS.escape(fig.id)}"]`)),
                 number: caption ? (caption.querySelector('.caption-number') || {textContent: ''}).textContent.trim() : '',
                 caption: caption ? caption.textContent.replace(/\\s+/g, ' ').trim() : '',
+                stacks: !!(fig && fig.classList.contains('klbook-stacks')), phone: img.classList.contains('klbook-phone'),
+                pictures: fig ? fig.querySelectorAll('img').length : 1,
                 natural: img.naturalWidth, naturalHeight: img.naturalHeight, shown: r.width,
                 // the picture itself: inside the padding and border the dark theme puts around it
                 content: r.width - edge('Left') - edge('Right'), contentHeight: r.height - edge('Top') - edge('Bottom'),
@@ -628,9 +633,11 @@ def test_figures_are_legible_on_a_phone(visit, site: Path, path: str, mode: str)
     """At 390 px every figure's smallest text is at least ``PHONE_FIGURE_TEXT_PX`` CSS px high.
 
     A figure drawn for the 672 px column and shrunk to a phone's ~340 px would show its 10 pt text at ~7 px.
-    Instead a figure keeps a width at which its text is legible, and the picture (only the picture: the
-    caption stays in the column) scrolls sideways inside its own box; the page itself never scrolls
-    sideways. The text size is computed as in the laptop test, from the picture's displayed width (without
+    Instead a figure of panels side by side shows them stacked, in a picture drawn for the phone (see
+    :func:`test_figures_of_panels_stack_on_a_phone`); any other figure keeps a width at which its text is
+    legible, and the picture (only the picture: the caption stays in the column) scrolls sideways inside
+    its own box; the page itself never scrolls sideways. The text size is computed as in the laptop test,
+    from the picture's displayed width (without
     the padding the dark theme adds around it), its PNG's width and resolution.
     """
     from klbook.plotting.style import SMALLEST_FONT_PT
@@ -666,6 +673,38 @@ def test_figures_are_legible_on_a_phone(visit, site: Path, path: str, mode: str)
                        f"of {PHONE['width']}")
     assert not bad, (f"{path} at 390 px ({mode}): {len(bad)} figures too small to read or not scrollable:\n  "
                      + "\n  ".join(bad))
+
+
+@pytest.mark.parametrize("mode", ("light", "dark"))
+@pytest.mark.parametrize("path", NOTEBOOK_PAGES)
+def test_figures_of_panels_stack_on_a_phone(visit, path: str, mode: str) -> None:
+    """A figure of panels side by side shows them side by side at 1280 px and stacked at 390 px.
+
+    Such a figure (``klbook.plotting.panel_figure``; ``figure.klbook-stacks`` in the page) holds two
+    pictures, side by side and stacked (book/_ext/klbook_figures.py); a reader sees one of them: at 1280 px
+    the side-by-side one, at 390 px the stacked one, which fits the column, so it does not scroll
+    sideways, and is a column of panels (taller than wide). Its text size is checked with every other
+    figure's by :func:`test_figures_are_legible_on_a_phone`.
+    """
+    laptop = [fig for fig in visit(path, mode, LAPTOP["width"])["layout"]["figures"] if fig["stacks"]]
+    layout = visit(path, mode, PHONE["width"])["layout"]
+    phone = [fig for fig in layout["figures"] if fig["stacks"]]
+    assert [fig["number"] for fig in laptop] == [fig["number"] for fig in phone], \
+        f"{path} ({mode}): a figure of panels does not show exactly one picture at each width"
+    bad = []
+    for fig in laptop:
+        if fig["phone"] or fig["pictures"] != 2:
+            bad.append(f"{fig['number']} at 1280 px: shows the stacked picture or does not hold both")
+    for fig in phone:
+        if not fig["phone"]:
+            bad.append(f"{fig['number']} at 390 px: shows the side-by-side picture")
+            continue
+        if fig["shown"] > layout["column"] + 1 or (fig["scroller"] and fig["scroller"]["moves"]):
+            bad.append(f"{fig['number']} at 390 px: {fig['shown']:.0f} px wide in a {layout['column']:.0f} px "
+                       "column, it scrolls sideways")
+        if fig["naturalHeight"] <= fig["natural"]:
+            bad.append(f"{fig['number']} at 390 px: {fig['natural']} x {fig['naturalHeight']} px, not a column of panels")
+    assert not bad, f"{path} ({mode}): {len(bad)} figures of panels not stacked on a phone:\n  " + "\n  ".join(bad)
 
 
 _math_times: dict[str, dict] = {}

@@ -392,6 +392,8 @@ class ReaderNotebook:
         cell = copy.deepcopy(self.notebook["cells"][index])
         metadata = cell.get("metadata", {})
         metadata.pop("execution", None)
+        for output in cell.get("outputs", []):  # the site's stacked rendering of a figure (klbook_figures)
+            output.get("metadata", {}).pop("klbook/phone", None)
         if metadata.get("klbook", {}).get("install"):
             self.flush()
             self.cells.append(install_cell(repository_url(self.app.config),
