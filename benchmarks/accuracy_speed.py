@@ -176,7 +176,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4, help="scale of the accuracy grids (default 4)")
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per case (default 15)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument(
+        "--mvn-only", action="store_true", help="print only the kl_mvn speed rows and correction table (no write)"
+    )
     args = parser.parse_args()
+    if args.mvn_only:
+        generator = torch.Generator().manual_seed(0)
+        rows = []
+        for dtype in (torch.float32, torch.float64):
+            mvn = _mvn_inputs(generator, dtype)
+            seconds = _median_seconds_alternated([lambda: klbook.kl_mvn(*mvn), lambda: _torch_kl_mvn(*mvn)], args.repeats)
+            rows.append(("kl_mvn", str(dtype).replace("torch.", ""), *seconds))
+        print(format_speed(rows) + "\n\n" + correction_table(args.size, args.repeats)[0])
+        print(f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__}")
+        return
 
     accuracy = format_table(accuracy_table(args.size))
     speed = format_speed(speed_rows(args.repeats))

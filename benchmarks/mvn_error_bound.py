@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import array_api_compat
@@ -40,6 +41,7 @@ from accuracy_speed import _mvn_inputs, _without_mvn_correction
 
 import klbook
 import klbook._mvn as mvn_engine
+from klbook._linalg import solve_lower
 from klbook.accuracy import hard_grids, reference_kl_mvn, ulp_error
 
 TARGET_ULP = 4.0
@@ -56,7 +58,7 @@ def _skeel_bound(xp, lower: np.ndarray) -> np.ndarray:
     index = np.arange(k)
     comparison[..., index, index] = np.abs(lower[..., index, index])
     rhs = np.abs(lower).sum(axis=-1)[..., None]
-    return mvn_engine.solve_lower(xp, comparison, rhs)[..., 0].max(axis=-1)
+    return solve_lower(xp, comparison, rhs)[..., 0].max(axis=-1)
 
 
 def estimates(mu_p, cov_p, mu_q, cov_q) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -66,7 +68,7 @@ def estimates(mu_p, cov_p, mu_q, cov_q) -> tuple[dict[str, np.ndarray], np.ndarr
     mu_p, mu_q = mu_p * scale[:, None], mu_q * scale[:, None]
     cov_p, cov_q = cov_p * (scale * scale)[:, None, None], cov_q * (scale * scale)[:, None, None]
     chol_p, chol_q = np.linalg.cholesky(cov_p), np.linalg.cholesky(cov_q)
-    terms = mvn_engine._mvn_terms(xp, mu_p, cov_p, mu_q, cov_q, chol_p, chol_q)
+    terms = mvn_engine._mvn_terms(xp, partial(solve_lower, xp), mu_p, cov_p, mu_q, cov_q, chol_p, chol_q)
     diagonal = np.diagonal(terms.m, axis1=-2, axis2=-1)
     magnitudes = (
         np.sum(np.tril(terms.m, -1) ** 2, axis=(-2, -1))

@@ -677,3 +677,17 @@ def test_gradient_wrt_logvar_p_is_right_on_both_sides_of_and_at_the_large_differ
     with mpmath.workdps(60):
         expected = float(mpmath.expm1(mpmath.mpf(logvar_p) - mpmath.mpf(logvar_q)) / 2)
     assert ulp_error(args[1].grad, np.array([expected])).max() <= 4
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("grid", [name for name in hard_grids() if name.startswith("mvn:")])
+def test_kl_mvn_of_float64_tensors_within_4_ulp(grid, requires_grad):
+    """Torch tensors take other paths than numpy arrays: off the autograd graph the whole computation
+    runs on numpy views with torch's triangular solve; on it, the terms stay in torch and the rounding
+    correction is computed in numpy."""
+    inputs = hard_grids()[grid]
+    tensors = [torch.tensor(np.asarray(v), dtype=torch.float64, requires_grad=requires_grad) for v in inputs.values()]
+    value = kl_mvn(*tensors)
+    assert value.dtype == torch.float64 and value.requires_grad == requires_grad
+    errors = ulp_error(value.detach().numpy(), reference_kl_mvn(*inputs.values()))
+    assert errors.max() <= 4, f"{grid}: max error {errors.max():.3g} ULP"

@@ -10,8 +10,23 @@ from typing import Any
 
 import numpy as np
 
-from ._array import _is_torch, detached_numpy, is_narrow
-from ._linalg import Split, exact_matvec, exact_product, gram_residual, inverse_lower, matvec, solve_lower
+from ._array import (
+    _is_torch,
+    as_tensor_like,
+    detached_numpy,
+    is_narrow,
+    namespace,
+    numpy_views_off_graph,
+)
+from ._linalg import (
+    Solve,
+    Split,
+    exact_product,
+    gram_residual,
+    inverse_lower,
+    matvec,
+    torch_solve_lower,
+)
 from ._numerics import all_true, half_g_of_ratio, half_square, two_diff
 
 # A covariance is accepted as symmetric when |C - C^T| <= max(SYMMETRY_RTOL, 32 k eps) * max|C| elementwise
@@ -19,16 +34,19 @@ from ._numerics import all_true, half_g_of_ratio, half_square, two_diff
 SYMMETRY_RTOL = 1e-10
 
 
-def check_symmetric(name: str, cov: Any, eps: float) -> None:
-    """Accept rounding-level asymmetry: per matrix, |C - C^T| <= max(SYMMETRY_RTOL, 32 k eps) max|C|,
+def symmetric(xp: Any, name: str, cov: Any, eps: float) -> Any:
+    """``cov`` checked for symmetry and made exactly symmetric.
+
+    Rounding-level asymmetry is accepted: per matrix, |C - C^T| <= max(SYMMETRY_RTOL, 32 k eps) max|C|,
     with eps that of the argument's own dtype (a float32 ``A @ A.T`` or ``torch.cov`` is symmetric only
-    to ~k eps)."""
+    to ~k eps), and removed by returning (C + C^T) / 2. An exactly symmetric C (the common case, told
+    apart by one comparison) is returned as it is."""
     values = detached_numpy(cov)
     if values.ndim < 2 or values.shape[-1] != values.shape[-2]:
         raise ValueError(f"{name} must be a square matrix (or a batch of them), got shape {values.shape}")
-    if values.size == 0:
-        return
     flat = values.reshape((-1,) + values.shape[-2:])
+    if np.array_equal(flat, np.swapaxes(flat, -1, -2)):
+        return cov
     asym = np.abs(flat - np.swapaxes(flat, -1, -2)).max(axis=(-2, -1))
     scale = np.abs(flat).max(axis=(-2, -1))
     rtol = max(SYMMETRY_RTOL, 32 * values.shape[-1] * eps)
@@ -38,14 +56,7 @@ def check_symmetric(name: str, cov: Any, eps: float) -> None:
             f"{name} is not symmetric: max |C - C^T| = {asym[worst]:.3g} (scale {scale[worst]:.3g}, "
             f"tolerance {rtol:.1g} relative)"
         )
-
-
-def symmetrized(xp: Any, cov: Any) -> Any:
-    """(C + C^T) / 2, which is C itself (bit for bit) when C is exactly symmetric."""
-    transposed = xp.matrix_transpose(cov)
-    if bool(xp.all(cov == transposed)):
-        return cov
-    return 0.5 * (cov + transposed)
+    return 0.5 * (cov + xp.matrix_transpose(cov))
 
 
 def eps_of(a: Any) -> float:
@@ -108,21 +119,37 @@ class _MvnTerms:
 
 
 def kl_mvn_rows(
-    xp: Any, corrected: bool, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any
+    xp: Any, corrected: bool, solve: Solve, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any
 ) -> Any:
-    """kl_mvn for a flat batch of pairs with Cholesky factors given."""
-    terms = _mvn_terms(xp, mu_p, cov_p, mu_q, cov_q, chol_p, chol_q)
+    """kl_mvn for a flat batch of pairs with Cholesky factors given; ``solve(lower, rhs)`` is the batched
+    triangular solve for ``xp``'s arrays (see :func:`klbook._linalg.torch_solve_lower`)."""
+    terms = _mvn_terms(xp, solve, mu_p, cov_p, mu_q, cov_q, chol_p, chol_q)
     value = terms.covariance + terms.mean
-    if corrected:
-        value = value + rounding_correction(xp, terms, cov_p, cov_q, chol_p, chol_q)
-    return value
+    if not corrected:
+        return value
+    constants = [cov_p, cov_q, chol_p, chol_q]
+    views = numpy_views_off_graph([_constant(a) for a in constants])
+    if views is None or not _is_torch(value):
+        return value + rounding_correction(xp, solve, terms, *constants)
+    # Terms on torch's autograd graph (CPU): the correction, a constant, is computed in numpy.
+    numpy_terms = _MvnTerms(
+        *(None if a is None else _constant(a).numpy() for a in (terms.covariance, terms.mean, terms.m, terms.z)),
+        tuple(_constant(a).numpy() for a in terms.diff),
+        _constant(terms.near).numpy(),
+        _constant(terms.d).numpy(),
+        None if terms.delta is None else tuple(_constant(a).numpy() for a in terms.delta),
+    )
+    correction = rounding_correction(namespace(*views), torch_solve_lower, numpy_terms, *views)
+    return value + as_tensor_like(correction, value)
 
 
-def _mvn_terms(xp: Any, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any) -> _MvnTerms:
+def _mvn_terms(
+    xp: Any, solve: Solve, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: Any, chol_q: Any
+) -> _MvnTerms:
     k = chol_q.shape[-1]
     diff = two_diff(mu_p, mu_q)
-    m = solve_lower(xp, chol_q, chol_p)  # lower triangular: forward substitution keeps Lp's zeros exact
-    z = solve_lower(xp, chol_q, diff[0][..., None])[..., 0]
+    m = solve(chol_q, chol_p)  # lower triangular: forward substitution keeps Lp's zeros exact
+    z = solve(chol_q, diff[0][..., None])[..., 0]
     diagonal = xp.linalg.diagonal(m)
     tril = xp.tril(m, k=-1)
     far = xp.sum(half_g_of_ratio(xp, diagonal, xp.ones_like(diagonal)), axis=-1) + 0.5 * _inner(xp, tril, tril)
@@ -133,7 +160,7 @@ def _mvn_terms(xp: Any, mu_p: Any, cov_p: Any, mu_q: Any, cov_q: Any, chol_p: An
     if bool(xp.any(near)):
         # Zero where not near, so that the unselected branch stays harmless (also for autograd).
         delta = tuple(xp.where(near[..., None, None], x, 0.0) for x in two_diff(cov_q, cov_p))
-        d = solve_lower(xp, chol_q, xp.matrix_transpose(solve_lower(xp, chol_q, delta[0])))
+        d = solve(chol_q, xp.matrix_transpose(solve(chol_q, delta[0])))
         d = 0.5 * (d + xp.matrix_transpose(d))
         covariance = xp.where(near, _trace_series(xp, d), far)
     mean = xp.sum(half_square(z), axis=-1)
@@ -168,7 +195,7 @@ def _trace_series(xp: Any, d: Any) -> Any:
 
 
 def rounding_correction(
-    xp: Any, terms: _MvnTerms, cov_p: Any, cov_q: Any, chol_p: Any, chol_q: Any
+    xp: Any, solve: Solve, terms: _MvnTerms, cov_p: Any, cov_q: Any, chol_p: Any, chol_q: Any
 ) -> Any:
     r"""First-order correction of kl_mvn's float64 value for the rounding errors of its linear algebra.
 
@@ -195,6 +222,14 @@ def rounding_correction(
     is of second order: ~(k eps cond)^2 relative to D's size in the series form, but ~(k eps cond)^2 in
     absolute terms in the Cholesky form, which is why that form is kept for KLs that are not small.
 
+    Form evaluated (with :math:`W = L_q^{-1}`), so that few batched products do all the work: every
+    exact product with :math:`L_q` on the left is one product, :math:`L_q[L_q^\top \mid M \mid D \mid z]`
+    (column by column, the split of a concatenation is that of its parts), and one plain product
+    :math:`W^\top[W \mid M \mid z]` gives :math:`\hat\Sigma_q^{-1}`, :math:`W^\top M` and
+    :math:`y = W^\top z`. Then :math:`\langle \partial_M, WR\rangle = \langle W^\top M, R\rangle -
+    \sum_i (WR)_{ii}/M_{ii}`, :math:`\hat\Sigma_q^{-1}\hat\Sigma_p\hat\Sigma_q^{-1} = (W^\top M)(W^\top M)^\top`
+    and :math:`z^\top W r = y^\top r`.
+
     A constant for autograd: gradients come from the uncorrected value, accurate to ~k eps cond.
     Where it is not finite (where the KL itself overflows), it is 0.
     """
@@ -202,43 +237,54 @@ def rounding_correction(
         _constant(a) for a in (cov_p, cov_q, chol_p, chol_q, terms.m, terms.z, terms.d)
     )
     transpose = xp.matrix_transpose
-    split_q = Split.left(xp, chol_q)
-    inv_chol_q = inverse_lower(xp, chol_q)
-    residual_q = gram_residual(xp, cov_q, split_q)
+    k = chol_q.shape[-1]
+    far, near = not all_true(xp, terms.near), terms.delta is not None
+    # Lq [Lq^T | M | D | z] in one exact product; the split of Lq^T (by columns) is that of Lq by rows.
+    blocks = [transpose(chol_q)] + ([m] if far else []) + ([d] if near else []) + [z[..., None]]
+    right = Split.right(xp, xp.concat(blocks, axis=-1))
+    split_q_t = Split(*(a[..., :k] for a in (right.value, right.high, right.low)))
+    exact, rest = exact_product(split_q_t.transpose(xp), right)
+
+    def residual(target: Any, block: int) -> Any:
+        """target - (Lq times the block-th part of the right factor), from the exact product."""
+        columns = slice(block * k, (block + 1) * k)
+        return (target - exact[..., columns]) - rest[..., columns]
+
+    residual_q = residual(cov_q, 0)
+    inv_chol_q = inverse_lower(xp, chol_q, solve)
+    # W^T [W | M | z]: Sq^-1 (of the computed factor), W^T M and y = W^T z
+    stacked = transpose(inv_chol_q) @ xp.concat([inv_chol_q] + ([m] if far else []) + [z[..., None]], axis=-1)
+    inv_cov_q, y = stacked[..., :k], stacked[..., -1]
 
     covariance = 0.0
-    if not all_true(xp, terms.near):
-        inv_cov_q = transpose(inv_chol_q) @ inv_chol_q
-        exact, rest = exact_product(split_q, Split.right(xp, m))
-        change_m = inv_chol_q @ ((chol_p - exact) - rest)
-        diagonal = xp.linalg.diagonal(m)
-        inv_chol_p = inverse_lower(xp, chol_p)
+    if far:
+        pulled = stacked[..., k : 2 * k]  # W^T M; its Gram matrix (W^T M)(W^T M)^T is Sq^-1 Sp Sq^-1
+        residual_m = residual(chol_p, 1)  # R = Lp - Lq M
+        inv_chol_p = inverse_lower(xp, chol_p, solve)
         residual_p = gram_residual(xp, cov_p, Split.left(xp, chol_p))
-        sandwich = transpose(m) @ inv_chol_q  # M^T Lq^-1; its Gram matrix is Sq^-1 Sp Sq^-1
         covariance = (
-            # <dKL/dM, change_m>: M_ij below the diagonal, M_ii - 1/M_ii on it (both are lower triangular)
-            _inner(xp, m, change_m)
-            - xp.sum(xp.linalg.diagonal(change_m) / diagonal, axis=-1)
-            + 0.5 * _inner(xp, inv_cov_q - transpose(inv_chol_p) @ inv_chol_p, residual_p)
-            + 0.5 * _inner(xp, inv_cov_q - transpose(sandwich) @ sandwich, residual_q)
+            # <dKL/dM, W R> = <W^T M, R> - sum_i (W R)_ii / M_ii
+            _inner(xp, pulled, residual_m)
+            - xp.sum(xp.sum(inv_chol_q * transpose(residual_m), axis=-1) / xp.linalg.diagonal(m), axis=-1)
+            + 0.5 * _inner(xp, inv_cov_q, residual_p + residual_q)
+            - 0.5 * _inner(xp, transpose(inv_chol_p) @ inv_chol_p, residual_p)
+            - 0.5 * _inner(xp, pulled @ transpose(pulled), residual_q)
         )
-    if terms.delta is not None:
+    if near:
         delta_hi, delta_lo = (_constant(a) for a in terms.delta)
-        product, product_rest = exact_product(split_q, Split.right(xp, d))
-        exact, rest = exact_product(Split.left(xp, product), split_q.transpose(xp))
-        residual_d = ((delta_hi - exact) - rest) + delta_lo - product_rest @ transpose(chol_q)
+        columns = slice((1 + far) * k, (2 + far) * k)
+        product, product_rest = exact[..., columns], rest[..., columns]  # Lq D
+        exact_d, rest_d = exact_product(Split.left(xp, product), split_q_t)
+        residual_d = ((delta_hi - exact_d) - rest_d) + delta_lo - product_rest @ transpose(chol_q)
         g = inv_chol_q @ residual_q @ transpose(inv_chol_q)
-        phi = xp.tril(g, k=-1) + 0.5 * g * xp.eye(g.shape[-1], dtype=g.dtype)
+        phi = xp.tril(g, k=-1) + 0.5 * g * xp.eye(k, dtype=g.dtype)
         change_d = inv_chol_q @ residual_d @ transpose(inv_chol_q) - phi @ d - d @ transpose(phi)
         # d/dD of the series is (D + D^2 + ...) / 2 = (I - D)^-1 D / 2
-        eye = xp.eye(d.shape[-1], dtype=d.dtype)
-        gradient = 0.5 * xp.linalg.solve(eye - d, d)
+        gradient = 0.5 * xp.linalg.solve(xp.eye(k, dtype=d.dtype) - d, d)
         covariance = xp.where(terms.near, _inner(xp, gradient, change_d), covariance)
 
     diff_hi, diff_lo = (_constant(a) for a in terms.diff)
-    exact, rest = exact_matvec(xp, split_q, Split.along(xp, z, -1))
-    r = ((diff_hi - exact) - rest) + diff_lo
-    y = matvec(xp, transpose(inv_chol_q), z)
-    mean = xp.sum(z * matvec(xp, inv_chol_q, r), axis=-1) - 0.5 * xp.sum(y * matvec(xp, residual_q, y), axis=-1)
+    r = ((diff_hi - exact[..., -1]) - rest[..., -1]) + diff_lo
+    mean = xp.sum(y * r, axis=-1) - 0.5 * xp.sum(y * matvec(xp, residual_q, y), axis=-1)
     correction = covariance + mean
     return xp.where(xp.isfinite(correction), correction, 0.0)
