@@ -9,7 +9,8 @@ opened in a fresh browser context:
 * each must answer HTTP 200, log no console error and throw no uncaught exception, load every request
   from the local server only (anything else is blocked and reported: the book must work offline and
   must not contact other hosts while it is read), and load every image;
-* math is typeset by the site's own MathJax (no raw TeX left, no MathJax error);
+* math is typeset (no raw TeX left, no MathJax error) by the site's own MathJax (in a site built with
+  ``KLBOOK_MATH_AT_BUILD=1``, the first screens' math when the site was built);
 * solutions of exercises are collapsed; the download button gives a real notebook; Colab and Binder
   launch buttons are on every chapter; search finds "ELBO";
 * what a reader sees, at a laptop's 1280 x 800 and a phone's 390 x 844: at 1280 px no display equation,
@@ -171,16 +172,23 @@ class PageLog:
         return {key: value for key, value in found.items() if value}
 
 
-#: Records, in ms after navigation started, when MathJax's first pass is done (its startup promise;
-#: with lazy typesetting, placeholders for everything off screen) and when the reader first SEES typeset
-#: math: the first frame in which every formula on the first screen is typeset with its fonts loaded.
+#: Records, in ms after navigation started, when MathJax's first pass is done (its startup promise, with
+#: lazy typesetting placeholders for everything off screen; on a page that loads no MathJax, when it is
+#: parsed) and when the reader first SEES typeset math: the first frame
+#: in which every formula on the first screen is typeset (by MathJax after its first pass, or at build
+#: time: then once the page is parsed), no font is loading, and the MathJax font of every character class
+#: those formulas use has loaded (so a frame before the browser even asked for the fonts does not count).
 _MATH_CLOCK = """(() => {
     const poll = () => {
         const promise = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
         if (promise) promise.then(() => { window.__klbookMathDone = performance.now(); });
+        else if (document.readyState !== 'loading' && !document.querySelector("script[src*='mathjax']"))
+            window.__klbookMathDone = performance.now();  // no MathJax: math rendered at build time
         else setTimeout(poll, 5);
     };
     poll();
+    const fontLoaded = family => Array.from(document.fonts)
+        .some(f => f.family.replace(/["']/g, '') === family && f.status === 'loaded');
     const onScreen = () => {
         const shown = Array.from(document.querySelectorAll('span.math, div.math')).filter(el => {
             const r = el.getBoundingClientRect();
@@ -188,7 +196,14 @@ _MATH_CLOCK = """(() => {
         });
         const typeset = shown.every(el => { const c = el.querySelector('mjx-container');
             return c && !c.querySelector('mjx-lazy') && c.getBoundingClientRect().width > 0; });
-        if (window.__klbookMathDone !== undefined && typeset && document.fonts.status === 'loaded') {
+        // the font a character class draws with is the last of its family list (MJXZERO, MJXTEX-I)
+        const families = typeset ? new Set(shown.flatMap(el => Array.from(el.querySelectorAll('mjx-math mjx-c'))
+            .map(c => getComputedStyle(c).fontFamily.split(',').pop().trim().replace(/["']/g, '')))) : new Set();
+        const fontsIn = document.fonts.status === 'loaded' && Array.from(families).every(fontLoaded);
+        // formulas rendered at build time need no MathJax: the first screen may be all of those
+        const built = shown.length > 0 && document.readyState !== 'loading'
+            && shown.every(el => el.querySelector(':scope > mjx-container[data-klbook-built]'));
+        if ((window.__klbookMathDone !== undefined || built) && typeset && fontsIn) {
             window.__klbookMathOnScreen = performance.now();
             window.__klbookMathShown = shown.length;
         } else requestAnimationFrame(onScreen);
@@ -225,7 +240,7 @@ def _open(browser: object, base_url: str, path: str, *, color_scheme: str = "lig
 
 
 def _settle(page: object) -> None:
-    """Wait until every image has loaded or failed and MathJax has typeset the page (if it has math)."""
+    """Wait until every image has loaded or failed and the math is typeset with its fonts (if it has math)."""
     page.evaluate("""async () => {
         document.querySelectorAll('img[loading="lazy"]').forEach(img => { img.loading = 'eager'; });
         await Promise.all(Array.from(document.images).map(img => img.complete ? null :
@@ -243,6 +258,9 @@ def _settle(page: object) -> None:
             if (doc.lazyTypesetAll) await doc.lazyTypesetAll();
             await document.fonts.ready;
         }""")
+    elif page.locator("span.math, div.math").count():  # rendered at build time: only its fonts to wait for
+        page.wait_for_function("() => window.__klbookMathOnScreen !== undefined", timeout=30_000)
+        page.evaluate("async () => { await document.fonts.ready; return true; }")
 
 
 def _screenshot_name(path: str, mode: str, width: int) -> Path:
@@ -276,11 +294,47 @@ def test_glossary_links_preview_their_definition_without_raw_tex(site: Path) -> 
 
 
 def test_mathjax_is_served_by_the_site(site: Path) -> None:
-    component = site / "_static" / "mathjax" / "tex-mml-chtml.js"
+    component = site / "_static" / "mathjax" / "tex-chtml.js"
     assert component.is_file(), "MathJax was not copied into the site (book/_ext/klbook_site.py)"
     assert (site / "_static" / "mathjax" / "ui" / "lazy.js").is_file(), "MathJax's lazy typesetting is missing"
     fonts = list((site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert fonts, "MathJax's CommonHTML fonts are missing from the site"
+
+
+_SITE_MATH = re.compile(r'<(span|div) class="math notranslate nohighlight"[^>]*>(.*?)</\1>', re.DOTALL)
+
+
+def test_first_screens_of_math_are_rendered_at_build_time(site: Path) -> None:
+    """Each page's first screens of math were rendered when the site was built (book/_ext/klbook_site.py
+    runs MathJax under node): CommonHTML in the page, its stylesheet linked, its fonts in the site; MathJax
+    is loaded only where formulas further down are left to it."""
+    css = site / "_static" / "klbook-math.css"
+    if not css.is_file():
+        pytest.skip("the site was built without KLBOOK_MATH_AT_BUILD=1 (off by default: measured slower)")
+    fonts = re.findall(r'url\("?([^")]+)"?\)', css.read_text(encoding="utf8"))
+    assert fonts, "klbook-math.css has no @font-face rules"
+    missing_fonts = sorted({f for f in fonts if not (css.parent / unquote(f)).is_file()})
+    assert not missing_fonts, f"klbook-math.css names fonts the site lacks: {missing_fonts[:5]}"
+    bad = {}
+    for path in ALL_PAGES:
+        text = (site / path).read_text(encoding="utf8")
+        article = text.find("<article")
+        contents = [c for _, c in _SITE_MATH.findall(text[max(article, 0):])]
+        if not contents:
+            continue
+        problems = []
+        built = ["data-klbook-built" in c for c in contents]
+        if not built[0]:
+            problems.append(f"its first formula was not rendered: {html.unescape(contents[0])[:60]!r}")
+        if "_static/klbook-math.css" not in text:
+            problems.append("does not link klbook-math.css")
+        loads = bool(re.search(r"<script[^>]*src=\"[^\"]*mathjax", text))
+        if loads != (not all(built)):
+            problems.append("loads MathJax with every formula rendered" if loads else
+                            "leaves formulas to MathJax but does not load it")
+        if problems:
+            bad[path] = problems
+    assert not bad, "math not rendered at build time:\n  " + "\n  ".join(f"{k}: {v}" for k, v in bad.items())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -409,6 +463,7 @@ _LAYOUT = """() => {
         figures,
         hasMath: document.querySelectorAll('span.math, div.math').length > 0,
         loadsMathJax: document.querySelectorAll("script[src*='mathjax']").length > 0,
+        mathStylesheet: document.querySelectorAll("link[href*='klbook-math.css']").length > 0,
         mathMs: window.__klbookMathDone === undefined ? null : Math.round(window.__klbookMathDone),
         mathOnScreenMs: window.__klbookMathOnScreen === undefined ? null : Math.round(window.__klbookMathOnScreen),
         mathShown: window.__klbookMathShown === undefined ? null : window.__klbookMathShown,
@@ -712,16 +767,19 @@ _math_times: dict[str, dict] = {}
 
 @pytest.mark.parametrize("path", TOC_PAGES)
 def test_mathjax_only_where_there_is_math_and_soon(visit, path: str) -> None:
-    """MathJax loads only on pages with math; the math on the first screen is typeset within the limit."""
+    """MathJax loads only on pages with math (none where the math was rendered at build time); the math on
+    the first screen is typeset, with its fonts, within the limit."""
     layout = visit(path, "light", PHONE["width"])["layout"]
     if not layout["hasMath"]:
         assert not layout["loadsMathJax"], f"{path}: loads MathJax but has no math"
         return
-    assert layout["loadsMathJax"], f"{path}: has math but does not load MathJax"
+    assert layout["loadsMathJax"] or layout["mathStylesheet"], \
+        f"{path}: has math but neither loads MathJax nor has math rendered at build time"
     assert layout["mathMs"] is not None, f"{path}: MathJax never finished typesetting"
     assert layout["mathOnScreenMs"] is not None, f"{path}: the math on the first screen was never typeset"
     _math_times[path] = {"first screen ms": layout["mathOnScreenMs"], "formulas on it": layout["mathShown"],
-                         "first pass ms": layout["mathMs"]}
+                         "first pass ms": layout["mathMs"],
+                         "rendered": "in the browser" if layout["loadsMathJax"] else "at build time"}
     MATH_TIMES.parent.mkdir(parents=True, exist_ok=True)
     MATH_TIMES.write_text(json.dumps(_math_times, indent=1), encoding="utf8")
     assert layout["mathOnScreenMs"] <= MATH_SECONDS_LIMIT * 1000, \
