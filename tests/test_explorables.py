@@ -173,10 +173,11 @@ def _forward_reverse() -> Explorable:
 
 def test_forward_reverse_readouts_are_klbooks_fits() -> None:
     spec = _forward_reverse().spec()
+    assert [s["name"] for s in spec["sliders"]] == ["separation"]  # one weight: no weight slider
     for i, d in enumerate(_DS):
         fwd = fit_normal_to_mixture(*_symmetric(d), "forward")
         assert spec["readouts"][0]["values"][i] == (
-            f"d = {d:.2f}: forward fit μ = +0.000, σ = {fwd.sigma:.3f}, "
+            f"d = {d:.2f}, w = 0.50: forward fit μ = +0.000, σ = {fwd.sigma:.3f}, "
             f"D(p‖q_F) = {fwd.divergence:.4f} nats")
         text = spec["readouts"][1]["values"][i]
         centred = fit_normal_to_mixture(*_symmetric(d), "reverse")
@@ -202,19 +203,52 @@ def test_forward_reverse_curves_and_points() -> None:
     for i, d in enumerate(_DS):
         p = np.exp(mixture_logpdf(x, *_symmetric(d)))
         np.testing.assert_allclose(densities[0]["y"][i], np.where(p < 1e-6, 0, p), rtol=5e-3, atol=0)  # 3 digits
-    # the one-mode curves are empty (no NaN) where the minima do not exist
-    for series in densities[3:]:
-        assert series["varying_x"]
-        assert series["x"][0] == [] and series["y"][0] == []
-        assert len(series["x"][1]) == len(series["y"][1]) == 13
+    # reverse minima: two slots for global ones, two for the others, empty (no NaN) where absent
+    global_1, global_2, other_1, other_2 = densities[2:]
+    assert all(s["optional"] and len(s["x"]) == 13 for s in densities[2:])
+    shown = [[len(s["y"][i]) // 13 for s in densities[2:]] for i in range(len(_DS))]
+    # d = 1: the centred minimum; d = 5: centred (global) and two one-mode; 6.5: two one-mode (global), centred
+    assert shown == [[1, 0, 0, 0], [1, 0, 1, 1], [1, 1, 1, 0]]
+    centred = fit_normal_to_mixture(*_symmetric(1.0), "reverse")
+    q = np.exp(normal_logpdf(x, centred.mu, centred.sigma))
+    np.testing.assert_allclose(global_1["y"][0], np.where(q < 1e-6, 0, q), rtol=5e-3, atol=0)
     points, stars = divergences[5], divergences[6]
     assert [len(v) for v in points["y"]] == [1, 3, 3]
     assert [len(v) for v in stars["y"]] == [1, 1, 2]
     assert all(len(a) == len(b) for a, b in zip(points["x"], points["y"]))
     fold_line, switch_line = divergences[3], divergences[4]
-    np.testing.assert_allclose(fold_line["x"], [_FOLD, _FOLD], rtol=1e-6)  # 6 significant digits
-    np.testing.assert_allclose(switch_line["x"], [_SWITCH, _SWITCH], rtol=1e-6)
+    for i in range(len(_DS)):
+        np.testing.assert_allclose(fold_line["x"][i], [_FOLD, _FOLD], rtol=1e-6)  # 6 significant digits
+        np.testing.assert_allclose(switch_line["x"][i], [_SWITCH, _SWITCH], rtol=1e-6)
     assert json.loads(json.dumps(spec)) == spec  # plain, finite JSON
+
+
+def test_forward_reverse_weight_slider_breaks_the_symmetry() -> None:
+    """At w = 0.8 the heavier left component holds the global reverse fit; the fold and switch lines of
+    the symmetric mixture are drawn at w = 0.5 only; the weight slider starts at 0.5."""
+    ds, ws = [1.0, 6.5], [0.5, 0.8]
+    spec = forward_reverse(ds, ws, fold=_FOLD, switch=_SWITCH, x=np.linspace(-6, 6, 13)).spec()
+    assert spec["sliders"][1]["labels"] == ["0.50", "0.80"] and spec["sliders"][1]["start"] == 0
+    divergences = spec["panels"][1]["series"]
+    for i, d in enumerate(ds):
+        for j, w in enumerate(ws):
+            k = state_index([i, j], [len(ds), len(ws)])
+            mixture = ([w, 1 - w], [-d / 2, d / 2], [1.0, 1.0])
+            fwd = fit_normal_to_mixture(*mixture, "forward")
+            assert spec["readouts"][0]["values"][k].startswith(f"d = {d:.2f}, w = {w:.2f}: forward fit "
+                                                               f"μ = {fwd.mu:+.3f}, σ = {fwd.sigma:.3f}")
+            assert (divergences[3]["x"][k] != []) == (w == 0.5)  # the fold line
+            assert (divergences[4]["x"][k] != []) == (w == 0.5)  # the switch line
+    k = state_index([1, 1], [2, 2])  # d = 6.5, w = 0.8
+    heavy = fit_normal_to_mixture([0.8, 0.2], [-3.25, 3.25], [1.0, 1.0], "reverse", init=(-3.25, 1.0))
+    light = fit_normal_to_mixture([0.8, 0.2], [-3.25, 3.25], [1.0, 1.0], "reverse", init=(3.25, 1.0))
+    assert heavy.mu < -3 and light.mu > 3 and heavy.divergence < light.divergence
+    text = spec["readouts"][1]["values"][k]
+    assert text.startswith("Reverse, w = 0.80 (d_fold and d_switch belong to w = 0.5): 2 local minima:")
+    assert f"μ = {heavy.mu:+.3f}, σ = {heavy.sigma:.3f}, D(q‖p) = {heavy.divergence:.4f} (global)" in text
+    assert text.endswith(f"μ = {light.mu:+.3f}, σ = {light.sigma:.3f}, D(q‖p) = {light.divergence:.4f}")
+    script, _ = render_bokeh(spec)
+    assert '"start":0,"end":1,"value":0' in script.replace(" ", "")  # the weight slider shows w = 0.5
 
 
 @pytest.mark.parametrize(
@@ -228,6 +262,11 @@ def test_forward_reverse_curves_and_points() -> None:
         ({"switch": np.inf}, "switch"),
         ({"start_sigmas": ()}, "start_sigmas"),
         ({"start_sigmas": (1.0, -1.0)}, "start_sigmas"),
+        ({"weights": [0.5, 0.5]}, "weights"),
+        ({"weights": [0.0, 0.5]}, "weights"),
+        ({"weights": [1.0]}, "weights"),
+        ({"weights": [[0.5]]}, "weights"),
+        ({"weights": []}, "weights"),
     ],
 )
 def test_forward_reverse_bad_arguments_raise_value_error(bad: dict, name: str) -> None:

@@ -10,7 +10,8 @@ and draws. Numbers are formatted here, in Python, so the page shows exactly klbo
 
 Spec layout (all lists, JSON-serialisable):
 
-* ``sliders``: ``[{"name", "label", "labels"}]``; slider ``i`` selects position ``j`` of its grid, and
+* ``sliders``: ``[{"name", "label", "labels"}]`` (optional ``"start"``, the position shown first; the
+  middle one by default); slider ``i`` selects position ``j`` of its grid, and
   the state is the flat index ``numpy.ravel_multi_index(positions, shape)``; the slider shows
   ``"{label}: {labels[j]}"`` (its value display and its tooltip format the position as its label);
 * ``readouts``: ``[{"name", "values"}]``, one preformatted string per state;
@@ -22,7 +23,8 @@ Spec layout (all lists, JSON-serialisable):
   - ``"line"``: numeric axes; each series ``{"label", "color", "x", "y"}`` with ``x`` one fixed list and
     ``y`` one list per state, or one list if the series has ``"fixed": true``; with
     ``"varying_x": true`` ``x`` is one list per state too, of the length of that state's ``y``, and may
-    be empty (a curve that is absent at that state: no NaN, nothing drawn). Optional keys:
+    be empty (a curve that is absent at that state: no NaN, nothing drawn); with ``"optional": true``
+    ``x`` is one fixed list and a state's ``y`` is either of its length or empty (absent). Optional keys:
     ``"glyph"`` (``"line"``, the default, or ``"scatter"``), ``"dash"`` (a Bokeh line dash such as
     ``"dashed"``), ``"width"``, ``"marker"``, ``"size"``, ``"alpha"``; an empty ``"label"`` adds no
     legend entry;
@@ -215,35 +217,58 @@ def estimator_sampling(mu: Any, *, n_samples: int = 100, repeats: int = 1000, se
     )
 
 
-def _symmetric_mixture(d: float) -> tuple[list[float], list[float], list[float]]:
-    return [0.5, 0.5], [-d / 2, d / 2], [1.0, 1.0]
+def _two_mode_mixture(d: float, w: float) -> tuple[list[float], list[float], list[float]]:
+    return [w, 1.0 - w], [-d / 2, d / 2], [1.0, 1.0]
 
 
-def forward_reverse(separations: Any, *, fold: float, switch: float, x: Any = None,
+def _reverse_minima(mixture: tuple, d: float, start_sigmas: np.ndarray) -> list:
+    r"""Every local minimum of :math:`D(q\|p)` reached from the forward fit and from :math:`(\pm d/2, s)`,
+    one per distinct mean (to 1e-6), sorted by mean."""
+    from klbook.mixtures import fit_normal_to_mixture
+
+    fits = [fit_normal_to_mixture(*mixture, "reverse")]
+    fits += [fit_normal_to_mixture(*mixture, "reverse", init=(sign * d / 2, s))
+             for sign in (-1.0, 1.0) for s in start_sigmas]
+    found: list = []
+    for f in fits:
+        if all(abs(f.mu - g.mu) > 1e-6 for g in found):
+            found.append(f)
+    return sorted(found, key=lambda f: f.mu)
+
+
+#: Curves of reverse-fit minima the density panel can show at once: global ones (two when the mixture
+#: is symmetric and the one-mode fits win) and the other local minima (at most two: three minima in all).
+_GLOBAL_SLOTS, _OTHER_SLOTS = 2, 2
+
+
+def forward_reverse(separations: Any, weights: Any = (0.5,), *, fold: float, switch: float, x: Any = None,
                     start_sigmas: tuple[float, ...] = (0.5, 1.0)) -> Explorable:
-    r"""Forward and reverse Gaussian fits to the symmetric mixture
-    :math:`p_d = \tfrac12\mathcal N(-\tfrac d2, 1) + \tfrac12\mathcal N(\tfrac d2, 1)`, a slider for d.
+    r"""Forward and reverse Gaussian fits to the two-component mixture
+    :math:`p = w\,\mathcal N(-\tfrac d2, 1) + (1-w)\,\mathcal N(\tfrac d2, 1)`, sliders for d and w.
 
-    One slider position per separation ``d``. At each, ``klbook.mixtures.fit_normal_to_mixture`` gives
+    One slider position per separation ``d`` and one per weight ``w`` of the left component (the state
+    index runs over ``d`` first, then ``w``). At each, ``klbook.mixtures.fit_normal_to_mixture`` gives
     the forward fit (moment matching, :math:`D(p\|q_F)`) and the reverse fits reached from the default
     start (the forward fit) and from :math:`(\pm d/2, s)` for every ``s`` in ``start_sigmas``; fits
-    whose means agree to 1e-6 are one local minimum (the default start and the mirrored ones find the
+    whose means agree to 1e-6 are one local minimum (for the symmetric mixture these starts find the
     centred minimum and, where they exist, the two one-mode minima). The global minima are those within
-    1e-9 nats of the smallest divergence. Shows the densities of :math:`p_d`, :math:`q_F` and of every
-    local minimum (a minimum that does not exist at ``d`` is an empty curve); :math:`D` of every branch
-    against ``d`` with the chapter's ``fold`` (where the one-mode minima appear) and ``switch`` (where
-    they become global) as vertical lines and the minima at the current ``d`` as points, the global
-    ones as stars; and as readouts the forward fit and every local minimum with its divergence, the
-    global one(s) marked, and where ``d`` lies relative to ``fold`` and ``switch``. Densities below
-    1e-6 are drawn as 0 (invisible at the panel's scale), the others to 3 significant digits; ``x``
-    defaults to 65 points on [-8, 8].
+    1e-9 nats of the smallest divergence. Shows the densities of p, :math:`q_F` and of every local
+    minimum (the global ones solid, the others dashed; a curve absent at a state is empty); against ``d``
+    at the current ``w``: the forward divergence, the global minimum's divergence, every local minimum
+    as a dot, the minima at the current ``d`` as points and the global ones as stars, and, for
+    ``w = 0.5``, the chapter's ``fold`` (where the one-mode minima appear) and ``switch`` (where they
+    become global) of the symmetric mixture as vertical lines. Readouts: the forward fit and every local
+    minimum with its divergence, the global one(s) marked, and for ``w = 0.5`` where ``d`` lies relative
+    to ``fold`` and ``switch``. Densities below 1e-6 are drawn as 0 (invisible at the panel's scale),
+    the others to 3 significant digits; ``x`` defaults to 65 points on [-8, 8]. The weight slider starts
+    at 0.5 if the grid has it (the nearest weight otherwise); a grid of one weight has no weight slider.
 
     Raises
     ------
     ValueError
-        For a grid that is not 1-D, increasing, finite, non-negative with at least 2 points; for
-        ``fold`` and ``switch`` not finite with ``0 < fold < switch``; for empty or non-positive
-        ``start_sigmas``.
+        For a grid of separations that is not 1-D, increasing, finite, non-negative with at least 2
+        points; for weights that are not 1-D, increasing and strictly between 0 and 1; for ``fold`` and
+        ``switch`` not finite with ``0 < fold < switch``; for empty or non-positive ``start_sigmas``.
     """
     from klbook.mixtures import fit_normal_to_mixture, mixture_logpdf
 
@@ -251,6 +276,10 @@ def forward_reverse(separations: Any, *, fold: float, switch: float, x: Any = No
     if (d_grid.ndim != 1 or d_grid.size < 2 or not np.all(np.isfinite(d_grid)) or np.any(d_grid < 0)
             or np.any(np.diff(d_grid) <= 0)):
         raise ValueError("separations: a 1-D increasing grid of at least 2 finite, non-negative numbers")
+    w_grid = np.asarray(weights, dtype=float)
+    if (w_grid.ndim != 1 or w_grid.size < 1 or not np.all((w_grid > 0) & (w_grid < 1))
+            or np.any(np.diff(w_grid) <= 0)):
+        raise ValueError("weights: a 1-D increasing grid of weights strictly between 0 and 1")
     fold, switch = float(fold), float(switch)
     if not (np.isfinite(fold) and np.isfinite(switch) and 0 < fold < switch):
         raise ValueError("fold, switch: finite numbers with 0 < fold < switch")
@@ -258,109 +287,108 @@ def forward_reverse(separations: Any, *, fold: float, switch: float, x: Any = No
     if sig.ndim != 1 or sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
         raise ValueError("start_sigmas: a non-empty sequence of positive, finite numbers")
     x = np.linspace(-8.0, 8.0, 65) if x is None else np.asarray(x, dtype=float)
+    x_list = _round(x)
+    # states in the order of the sliders (d, then w): state_index([i_d, i_w], [n_d, n_w])
+    states = [(float(d), float(w)) for d in d_grid for w in w_grid]
+    mixtures = {s: _two_mode_mixture(*s) for s in states}
+    forward = {s: fit_normal_to_mixture(*mixtures[s], "forward") for s in states}
+    minima = {s: _reverse_minima(mixtures[s], s[0], sig) for s in states}
+    is_global = {s: [f.divergence <= min(g.divergence for g in found) + 1e-9 for f in found]
+                 for s, found in minima.items()}
 
     def density(log_values: Any) -> list:
         values = np.exp(np.asarray(log_values, dtype=float))
         return _round(np.where(values < 1e-6, 0.0, values), 3)
 
-    forward, minima = [], []
-    for d in d_grid:
-        mix = _symmetric_mixture(float(d))
-        forward.append(fit_normal_to_mixture(*mix, "forward"))
-        fits = [fit_normal_to_mixture(*mix, "reverse")]
-        fits += [fit_normal_to_mixture(*mix, "reverse", init=(sign * d / 2, s))
-                 for sign in (-1.0, 1.0) for s in sig]
-        found: list = []
-        for f in fits:
-            if all(abs(f.mu - g.mu) > 1e-6 for g in found):
-                found.append(f)
-        minima.append(sorted(found, key=lambda f: f.mu))
-    # name the minima: the centred one (|mu| < 1e-6) and the one-mode ones on either side
-    roles = {"left": [], "centred": [], "right": []}
-    for found in minima:
-        for role, picked in roles.items():
-            pick = [f for f in found if (abs(f.mu) < 1e-6 if role == "centred"
-                                         else (f.mu < -1e-6 if role == "left" else f.mu > 1e-6))]
-            if len(pick) > 1:
-                raise AssertionError(f"more than one {role} minimum found")
-            picked.append(pick[0] if pick else None)
-
     def mu_text(mu: float) -> str:
         return f"{round(mu, 3) + 0.0:+.3f}"  # + 0.0: a centred mean prints as +0.000
 
-    forward_text, reverse_text, points_x, points_y, star_x, star_y = [], [], [], [], [], []
-    for d, fwd, found in zip(d_grid, forward, minima):
-        best = min(f.divergence for f in found)
-        is_global = [f.divergence <= best + 1e-9 for f in found]
-        forward_text.append(f"d = {d:.2f}: forward fit μ = {mu_text(fwd.mu)}, σ = {fwd.sigma:.3f}, "
-                            f"D(p‖q_F) = {fwd.divergence:.4f} nats")
+    def where(d: float, w: float) -> str:
+        if w != 0.5:
+            return f"w = {w:.2f} (d_fold and d_switch belong to w = 0.5)"
         if d < fold:
-            where = f"d < d_fold = {fold:.4f}"
-        elif d < switch:
-            where = f"d_fold = {fold:.4f} < d < d_switch = {switch:.4f}"
-        else:
-            where = f"d > d_switch = {switch:.4f}"
+            return f"d < d_fold = {fold:.4f}"
+        if d < switch:
+            return f"d_fold = {fold:.4f} < d < d_switch = {switch:.4f}"
+        return f"d > d_switch = {switch:.4f}"
+
+    forward_text, reverse_text = [], []
+    for s in states:
+        (d, w), fwd, found = s, forward[s], minima[s]
+        forward_text.append(f"d = {d:.2f}, w = {w:.2f}: forward fit μ = {mu_text(fwd.mu)}, "
+                            f"σ = {fwd.sigma:.3f}, D(p‖q_F) = {fwd.divergence:.4f} nats")
         count = "1 local minimum" if len(found) == 1 else f"{len(found)} local minima"
         items = "; ".join(f"μ = {mu_text(f.mu)}, σ = {f.sigma:.3f}, D(q‖p) = {f.divergence:.4f}"
-                          + (" (global)" if g else "") for f, g in zip(found, is_global))
-        reverse_text.append(f"Reverse, {where}: {count}: {items}")
-        points_x.append(_round([d] * len(found)))
-        points_y.append(_round([f.divergence for f in found]))
-        star_x.append(_round([d] * sum(is_global)))
-        star_y.append(_round([f.divergence for f, g in zip(found, is_global) if g]))
+                          + (" (global)" if g else "") for f, g in zip(found, is_global[s]))
+        reverse_text.append(f"Reverse, {where(d, w)}: {count}: {items}")
 
-    x_list = _round(x)
-    p_y = [density(mixture_logpdf(x, *_symmetric_mixture(float(d)))) for d in d_grid]
-    fwd_y = [density(normal_logpdf(x, f.mu, f.sigma)) for f in forward]
+    def minimum_curves(wanted: bool, slots: int) -> list[list]:
+        """``slots`` curves per state: the densities of the minima whose global flag is ``wanted``."""
+        per_state = []
+        for s in states:
+            picked = [f for f, g in zip(minima[s], is_global[s]) if g == wanted]
+            if len(picked) > slots:
+                raise AssertionError(f"{len(picked)} {'global' if wanted else 'other'} minima at {s}")
+            per_state.append([density(normal_logpdf(x, f.mu, f.sigma)) for f in picked])
+        return [[c[i] if len(c) > i else [] for c in per_state] for i in range(slots)]
 
-    def curves(role: str) -> tuple[list, list]:
-        xs = [x_list if f is not None else [] for f in roles[role]]
-        ys = [density(normal_logpdf(x, f.mu, f.sigma)) if f is not None else [] for f in roles[role]]
-        return xs, ys
-
-    def branch(role: str) -> tuple[list, list]:
-        pairs = [(d, f.divergence) for d, f in zip(d_grid, roles[role]) if f is not None]
-        return _round([a for a, _ in pairs]), _round([b for _, b in pairs])
-
-    d_max = float(max(max(f.divergence for f in found) for found in minima))
-    top = _round([1.05 * max(d_max, max(f.divergence for f in forward))])[0]
     density_series = [
-        {"label": "p_d", "color": "#7f7f7f", "x": x_list, "y": p_y, "width": 3},
-        {"label": "forward q_F", "color": COLORS[0], "x": x_list, "y": fwd_y},
+        {"label": "p", "color": "#7f7f7f", "x": x_list, "width": 3,
+         "y": [density(mixture_logpdf(x, *mixtures[s])) for s in states]},
+        {"label": "forward q_F", "color": COLORS[0], "x": x_list,
+         "y": [density(normal_logpdf(x, forward[s].mu, forward[s].sigma)) for s in states]},
     ]
-    for role, label, color, dash in (("centred", "reverse: centred", COLORS[1], "solid"),
-                                     ("right", "reverse: one-mode", COLORS[3], "dashed"),
-                                     ("left", "", COLORS[3], "dashed")):
-        xs, ys = curves(role)
-        always = all(f is not None for f in roles[role])  # then one fixed x serves every state
-        density_series.append({"label": label, "color": color, "x": x_list if always else xs, "y": ys,
-                               "varying_x": not always, "dash": dash})
-    centred_x, centred_d = branch("centred")
-    right_x, right_d = branch("right")
+    for i, ys in enumerate(minimum_curves(True, _GLOBAL_SLOTS)):
+        density_series.append({"label": "" if i else "reverse: global", "color": COLORS[1], "x": x_list,
+                               "y": ys, "optional": True})
+    for i, ys in enumerate(minimum_curves(False, _OTHER_SLOTS)):
+        density_series.append({"label": "" if i else "reverse: other local", "color": COLORS[3],
+                               "x": x_list, "y": ys, "optional": True, "dash": "dashed"})
+
+    def along_d(w: float, value: Any) -> list:
+        """``value(minima, d)`` (a list) for every separation ``d`` at weight ``w``, concatenated."""
+        return [v for d in d_grid for v in value(minima[(float(d), w)], float(d))]
+
+    d_list = _round(d_grid)
+    d_max = max(f.divergence for found in minima.values() for f in found)
+    top = _round([1.05 * max(d_max, max(f.divergence for f in forward.values()))])[0]
+    symmetric = [w == 0.5 for _, w in states]
     divergence_series = [
-        {"label": "forward D(p‖q_F)", "color": COLORS[0], "x": _round(d_grid),
-         "y": _round([f.divergence for f in forward]), "fixed": True},
-        {"label": "centred minimum", "color": COLORS[1], "x": centred_x, "y": centred_d, "fixed": True},
-        {"label": "one-mode minima", "color": COLORS[3], "x": right_x, "y": right_d, "fixed": True},
-        {"label": f"fold {fold:.3f}", "color": "#d62728", "x": _round([fold, fold]), "y": [0.0, top],
-         "fixed": True, "dash": "dashed", "width": 1},
-        {"label": f"switch {switch:.3f}", "color": COLORS[2], "x": _round([switch, switch]),
-         "y": [0.0, top], "fixed": True, "dash": "dashed", "width": 1},
-        {"label": "minima at d", "color": "#000000", "x": points_x, "y": points_y, "varying_x": True,
-         "glyph": "scatter", "size": 8},
-        {"label": "global", "color": "#000000", "x": star_x, "y": star_y, "varying_x": True,
-         "glyph": "scatter", "marker": "star", "size": 16},
+        {"label": "forward D(p‖q_F)", "color": COLORS[0], "x": d_list,
+         "y": [_round([forward[(float(d), w)].divergence for d in d_grid]) for _, w in states]},
+        {"label": "global minimum", "color": COLORS[1], "x": d_list,
+         "y": [_round([min(f.divergence for f in minima[(float(d), w)]) for d in d_grid])
+               for _, w in states]},
+        {"label": "local minima", "color": COLORS[3], "glyph": "scatter", "size": 4, "varying_x": True,
+         "x": [_round(along_d(w, lambda found, d: [d] * len(found))) for _, w in states],
+         "y": [_round(along_d(w, lambda found, d: [f.divergence for f in found])) for _, w in states]},
+        {"label": f"fold {fold:.3f}", "color": "#d62728", "dash": "dashed", "width": 1, "varying_x": True,
+         "x": [_round([fold, fold]) if sym else [] for sym in symmetric],
+         "y": [[0.0, top] if sym else [] for sym in symmetric]},
+        {"label": f"switch {switch:.3f}", "color": COLORS[2], "dash": "dashed", "width": 1,
+         "varying_x": True, "x": [_round([switch, switch]) if sym else [] for sym in symmetric],
+         "y": [[0.0, top] if sym else [] for sym in symmetric]},
+        {"label": "minima at d", "color": "#000000", "glyph": "scatter", "size": 8, "varying_x": True,
+         "x": [_round([d] * len(minima[(d, w)])) for d, w in states],
+         "y": [_round([f.divergence for f in minima[s]]) for s in states]},
+        {"label": "global", "color": "#000000", "glyph": "scatter", "marker": "star", "size": 16,
+         "varying_x": True, "x": [_round([d] * sum(is_global[(d, w)])) for d, w in states],
+         "y": [_round([f.divergence for f, g in zip(minima[s], is_global[s]) if g]) for s in states]},
     ]
+    weight_start = int(np.argmin(np.abs(w_grid - 0.5)))
     return Explorable(
         name="forward-reverse",
-        alt=("Interactive: a slider sets the separation d of a symmetric two-component mixture; the "
-             "forward fit, every local minimum of the reverse fit with its divergence and the global "
-             "one update, with the fold and switch separations marked."),
-        sliders=[{"name": "separation", "label": "separation d", "labels": [f"{d:.2f}" for d in d_grid]}],
+        alt=("Interactive: sliders set the separation d of a two-component mixture and the weight w of "
+             "its left component; the forward fit, every local minimum of the reverse fit with its "
+             "divergence and the global one update, with the fold and switch separations of the "
+             "symmetric mixture marked."),
+        sliders=[{"name": "separation", "label": "separation d", "labels": [f"{d:.2f}" for d in d_grid]}]
+        + ([{"name": "weight", "label": "weight w of the left component",
+             "labels": [f"{w:.2f}" for w in w_grid], "start": weight_start}] if w_grid.size > 1 else []),
         readouts=[{"name": "forward", "values": forward_text},
                   {"name": "reverse", "values": reverse_text}],
         panels=[
-            {"title": "p_d and its Gaussian fits", "x_label": "x", "y_label": "density", "kind": "line",
+            {"title": "p and its Gaussian fits", "x_label": "x", "y_label": "density", "kind": "line",
              "series": density_series, "legend_font_size": "9pt", "height": 260,
              "y_range": [0.0, 0.9]},  # room for the legend above the curves (all peaks are below 0.4)
             {"title": "divergence against d", "x_label": "separation d", "y_label": "nats",
@@ -507,7 +535,7 @@ def render_bokeh(spec: dict) -> tuple[str, str]:
     from bokeh.plotting import figure
 
     shape = [len(s["labels"]) for s in spec["sliders"]]
-    start = [n // 2 for n in shape]
+    start = [s.get("start", n // 2) for s, n in zip(spec["sliders"], shape)]
     k0 = state_index(start, shape)
     # A slider's value is a position on its grid; its value display and tooltip show that position's
     # label instead (the browser only looks it up).
@@ -520,7 +548,7 @@ def render_bokeh(spec: dict) -> tuple[str, str]:
     readouts = [Div(text=r["values"][k0], name=f"{spec['name']}-{r['name']}",
                     css_classes=["klbook-explorable-readout"], sizing_mode="stretch_width")
                 for r in spec["readouts"]]
-    figures, sources, series_x, series_y, images = [], [], [], [], []
+    figures, sources, series_x, series_y, optional_x, images = [], [], [], [], [], []
     for panel in spec["panels"]:
         kind = panel["kind"]
         bar, image = kind == "bar", kind == "image"
@@ -562,10 +590,13 @@ def render_bokeh(spec: dict) -> tuple[str, str]:
                 sources.append(source)
                 series_x.append(None)
                 series_y.append(states)
+                optional_x.append(None)
                 images.append(True)
                 continue
-            x0 = series["x"][k0] if varying_x else series["x"]
-            source = ColumnDataSource({"x": x0, "y": series["y"] if fixed else series["y"][k0]})
+            optional = series.get("optional", False)
+            y0 = series["y"] if fixed else series["y"][k0]
+            x0 = series["x"][k0] if varying_x else (series["x"] if y0 or not optional else [])
+            source = ColumnDataSource({"x": x0, "y": y0})
             label = {"legend_label": series["label"]} if series.get("label") and not bar else {}
             legend = legend or bool(label)
             if bar:
@@ -580,6 +611,7 @@ def render_bokeh(spec: dict) -> tuple[str, str]:
                 sources.append(source)
                 series_x.append(series["x"] if varying_x else None)
                 series_y.append(series["y"])
+                optional_x.append(series["x"] if optional else None)
                 images.append(False)
         if legend:
             fig.legend.background_fill_alpha = 0
@@ -594,7 +626,7 @@ def render_bokeh(spec: dict) -> tuple[str, str]:
     callback = CustomJS(
         args={"sliders": sliders, "shape": shape, "readouts": readouts,
               "texts": [r["values"] for r in spec["readouts"]], "sources": sources, "xs": series_x,
-              "ys": series_y, "images": images},
+              "ys": series_y, "optional_x": optional_x, "images": images},
         code="""
 let k = 0;
 const pos = sliders.map(s => Math.round(s.value));
@@ -602,7 +634,12 @@ for (let i = 0; i < sliders.length; i++) k = k * shape[i] + pos[i];
 readouts.forEach((div, i) => { div.text = texts[i][k]; });
 sources.forEach((src, i) => {
   if (images[i]) src.data = {image: [ys[i][k]]};
-  else src.data = {x: xs[i] === null ? src.data.x : xs[i][k], y: ys[i][k]};
+  else {
+    const y = ys[i][k];
+    // an optional curve's fixed x, or nothing where it is absent
+    const x = optional_x[i] !== null ? (y.length ? optional_x[i] : []) : xs[i] === null ? src.data.x : xs[i][k];
+    src.data = {x: x, y: y};
+  }
 });
 """)
     for slider in sliders:
