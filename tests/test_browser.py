@@ -449,6 +449,8 @@ _LAYOUT = """() => {
                 referenced: !!(fig && fig.id && document.querySelector(`a[href="#${CSS.escape(fig.id)}"]`)),
                 number: caption ? (caption.querySelector('.caption-number') || {textContent: ''}).textContent.trim() : '',
                 caption: caption ? caption.textContent.replace(/\\s+/g, ' ').trim() : '',
+                // what the reader sees of it: a {panel} word shows only its word for the current layout
+                captionSeen: caption ? caption.innerText.replace(/\\s+/g, ' ').trim() : '',
                 stacks: !!(fig && fig.classList.contains('klbook-stacks')), phone: img.classList.contains('klbook-phone'),
                 pictures: fig ? fig.querySelectorAll('img').length : 1,
                 natural: img.naturalWidth, naturalHeight: img.naturalHeight, shown: r.width,
@@ -738,8 +740,9 @@ def test_figures_of_panels_stack_on_a_phone(visit, path: str, mode: str) -> None
     Such a figure (``klbook.plotting.panel_figure``; ``figure.klbook-stacks`` in the page) holds two
     pictures, side by side and stacked (book/_ext/klbook_figures.py); a reader sees one of them: at 1280 px
     the side-by-side one, at 390 px the stacked one, which fits the column, so it does not scroll
-    sideways, and is a column of panels (taller than wide). Its text size is checked with every other
-    figure's by :func:`test_figures_are_legible_on_a_phone`.
+    sideways, and is a column of panels (taller than wide). Its caption, as shown, places the panels as
+    they are drawn (``{panel}`Left|Top```: "Left" at 1280 px, "Top" at 390 px). Its text size is checked
+    with every other figure's by :func:`test_figures_are_legible_on_a_phone`.
     """
     laptop = [fig for fig in visit(path, mode, LAPTOP["width"])["layout"]["figures"] if fig["stacks"]]
     layout = visit(path, mode, PHONE["width"])["layout"]
@@ -759,6 +762,11 @@ def test_figures_of_panels_stack_on_a_phone(visit, path: str, mode: str) -> None
                        "column, it scrolls sideways")
         if fig["naturalHeight"] <= fig["natural"]:
             bad.append(f"{fig['number']} at 390 px: {fig['natural']} x {fig['naturalHeight']} px, not a column of panels")
+        if re.search(r"\b(left|right)\b", fig["captionSeen"], re.I):
+            bad.append(f"{fig['number']} at 390 px: its caption places panels left/right: {fig['captionSeen'][:120]}")
+    for fig in laptop:
+        if re.search(r"\b(top|bottom)\b", fig["captionSeen"], re.I):
+            bad.append(f"{fig['number']} at 1280 px: its caption places panels top/bottom: {fig['captionSeen'][:120]}")
     assert not bad, f"{path} ({mode}): {len(bad)} figures of panels not stacked on a phone:\n  " + "\n  ".join(bad)
 
 

@@ -15,6 +15,11 @@ text), inside the same figure (same number, caption and target); the figure gets
 needs (a container query on the figure's width), and the side-by-side picture everywhere else. Builders
 that are not HTML (the PDF) drop the stacked picture, so the book, like the reader's notebook, has one
 picture per figure.
+
+A caption that says where a panel is reads wrong once the panels are stacked ("Left: ..." over the top
+panel). The role ``{panel}`Left|Top``` writes the word for either layout: the HTML page holds both, as
+``span.klbook-wide`` and ``span.klbook-phone`` (the same container query chooses), every other builder and
+the reader's notebook the first ("Left").
 """
 
 from __future__ import annotations
@@ -84,21 +89,35 @@ def _add_phone_images(app: Sphinx, doctree: nodes.document) -> None:
         figure["classes"].append(FIGURE_CLASS)
 
 
+def panel_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
+               options: dict | None = None, content: list | None = None) -> tuple[list, list]:
+    """``{panel}`Left|Top```: "Left" where the panels are side by side, "Top" where they are stacked."""
+    wide, bar, phone = text.partition("|")
+    if not bar or not wide.strip() or not phone.strip():
+        message = inliner.reporter.error(f"panel: write the word for both layouts, 'wide|phone', got {text!r}",
+                                         line=lineno)
+        return [inliner.problematic(rawtext, rawtext, message)], [message]
+    return [nodes.inline(rawtext, "", nodes.inline("", wide.strip(), classes=[WIDE_CLASS]),
+                         nodes.inline("", phone.strip(), classes=[PHONE_CLASS]))], []
+
+
 class DropPhoneImages(SphinxPostTransform):
-    """Builders other than HTML keep one picture per figure: the side-by-side one."""
+    """Builders other than HTML keep one picture per figure, the side-by-side one, and a caption's
+    :func:`panel_role` words for it."""
 
     default_priority = 5  # after myst-nb selects the mime type (4)
 
     def run(self, **kwargs: Any) -> None:
         if self.app.builder.format == "html":
             return
-        for image in list(self.document.findall(nodes.image)):
-            if PHONE_CLASS in image.get("classes", []):
-                image.parent.remove(image)
+        for node in list(self.document.findall(lambda n: isinstance(n, (nodes.image, nodes.inline)))):
+            if PHONE_CLASS in node.get("classes", []):
+                node.parent.remove(node)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     # before Sphinx's image collector (priority 500) reads the doctree, so the stacked PNG is copied too
     app.connect("doctree-read", _add_phone_images, priority=400)
     app.add_post_transform(DropPhoneImages)
+    app.add_role("panel", panel_role)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}

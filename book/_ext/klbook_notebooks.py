@@ -234,6 +234,8 @@ class ReaderNotebook:
             return self.link(text, node)
         if isinstance(node, (nodes.target, nodes.comment, nodes.image, nodes.raw)):
             return ""
+        if "klbook-phone" in node.get("classes", []):  # a caption's {panel} word for stacked panels
+            return ""
         if isinstance(node, nodes.footnote_reference):
             return f"<sup>{_escape(node.astext())}</sup>"
         if isinstance(node, nodes.Element):
