@@ -44,6 +44,28 @@ def test_float64_results_within_a_few_ulp_of_mpmath(grid):
     assert errors.max() <= ULP_BOUND[function], f"{grid}: max error {errors.max():.3g} ULP"
 
 
+# Rows of a batch large enough to be evaluated in several chunks (klbook._array.CHUNK_ELEMENTS), whose
+# exp, expm1, log and log1p are torch's rather than numpy's (klbook._array.numpy_for_torch_views).
+LARGE_BATCH_ELEMENTS = 150_000
+
+
+def _tiled(a: np.ndarray, reps: int) -> np.ndarray:
+    return np.tile(np.asarray(a), (reps,) + (1,) * (np.ndim(a) - 1))
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("grid", [g for g in GAUSSIAN_GRIDS if not g.startswith("mvn")])
+def test_float64_tensors_of_a_large_batch_within_a_few_ulp_of_mpmath(grid, requires_grad):
+    """Large batches of CPU tensors take the chunked path with torch's vectorised transcendental
+    functions: the same bound as numpy arrays (each grid repeated, its reference with it)."""
+    fn, reference = FUNCTIONS[GRID_FUNCTIONS[grid.split(":")[0]]]
+    inputs = [np.asarray(v, dtype=np.float64) for v in hard_grids()[grid].values()]
+    reps = -(-LARGE_BATCH_ELEMENTS // inputs[0].size)
+    tensors = [torch.tensor(_tiled(v, reps), requires_grad=requires_grad) for v in inputs]
+    errors = ulp_error(fn(*tensors).detach().numpy(), _tiled(reference(*inputs), reps))
+    assert errors.max() <= ULP_BOUND[GRID_FUNCTIONS[grid.split(":")[0]]], f"{grid}: max error {errors.max():.3g} ULP"
+
+
 # Grids whose inputs are not representable in float32 or float16 (1e-150, logvar -1400) are float64-only.
 NARROW_GRIDS = [g for g in GAUSSIAN_GRIDS if g not in ("normal: extreme ratios", "diag: large logvars")]
 
@@ -540,11 +562,14 @@ def test_gradient_wrt_a_very_negative_logvar_q_is_finite_and_right(logvar_q, dif
         assert ulp_error(a.grad, np.array([e])).max() <= 4
 
 
+@pytest.mark.parametrize("size", [1, LARGE_BATCH_ELEMENTS])
 @pytest.mark.parametrize(("logvar_p", "logvar_q"), [(50.0, 0.0), (0.3, 1e-9), (709.5, 0.0), (-30.0, 1.0)])
-def test_float64_gradients_within_a_few_ulp(logvar_p, logvar_q):
+def test_float64_gradients_within_a_few_ulp(logvar_p, logvar_q, size):
+    """One pair, and a batch of it large enough for the chunked backward pass (torch's transcendental
+    functions on numpy views)."""
     mu_p, mu_q = 0.7, -0.2
-    args = [torch.tensor([x], dtype=torch.float64, requires_grad=True) for x in (mu_p, logvar_p, mu_q, logvar_q)]
-    kl_diag_normal(*args).backward()
+    args = [torch.full((size, 1), x, dtype=torch.float64, requires_grad=True) for x in (mu_p, logvar_p, mu_q, logvar_q)]
+    kl_diag_normal(*args).sum().backward()
     with mpmath.workdps(60):
         u = mpmath.mpf(logvar_p) - mpmath.mpf(logvar_q)
         d = (mpmath.mpf(mu_p) - mpmath.mpf(mu_q)) * mpmath.exp(-mpmath.mpf(logvar_q))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -106,11 +107,29 @@ def _half_g_moderate_values(xp: Any, v: Any, series_limit: float) -> Any:
     small = xp.abs(v) <= series_limit
     if all_true(xp, small):
         return half_g_series(xp, v, series_limit)
+    value = 0.5 * xp.expm1(v) - 0.5 * v  # |v| <= MODERATE_LIMIT: finite everywhere
     if not bool(xp.any(small)):
-        return 0.5 * xp.expm1(v) - 0.5 * v
-    v_small = where_safe(xp, small, v, 0.0)
-    v_mid = where_safe(xp, ~small, v, 2.0)
-    return xp.where(small, half_g_series(xp, v_small, series_limit), 0.5 * xp.expm1(v_mid) - 0.5 * v_mid)
+        return value
+    series = functools.partial(half_g_series, xp, limit=series_limit)
+    return overwrite_where(xp, small, value, series, (v, 0.0))
+
+
+def overwrite_where(
+    xp: Any, mask: Any, value: Any, branch: Callable[..., Any], *args_fills: tuple[Any, float]
+) -> Any:
+    """``value`` where ``mask`` is false, the elementwise ``branch(*args)`` where it is true.
+
+    ``args_fills`` are pairs (argument, harmless value). On a numpy array ``value`` (a fresh result, never
+    an input) only the selected entries are computed and written into it: a branch few entries take
+    costs little. Elsewhere (torch, scalars) the branch runs on every entry, its arguments replaced by
+    their harmless values where ``mask`` is false (so that autograd stays finite), and ``where`` selects.
+    Scalar arguments are passed as they are.
+    """
+    if isinstance(value, np.ndarray) and value.shape == mask.shape:
+        value[mask] = branch(*(a[mask] if np.ndim(a) else a for a, _ in args_fills))
+        return value
+    args = [where_safe(xp, mask, a, fill) if np.ndim(a) else a for a, fill in args_fills]
+    return xp.where(mask, branch(*args), value)
 
 
 def log_ratio(xp: Any, a: Any, b: Any) -> Any:
@@ -175,22 +194,33 @@ def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None, series_limit: float = S
     if all_true(xp, moderate):
         value = half_g_moderate(xp, s, series_limit)
         return value if e is None else value + 0.5 * xp.expm1(s) * e
-    e = xp.zeros_like(s) if e is None else e
-    big = s > MODERATE_LIMIT
-    neg = ~moderate & ~big
     s_mod = where_safe(xp, moderate, s, 0.0)
-    value = half_g_moderate(xp, s_mod, series_limit) + 0.5 * xp.expm1(s_mod) * e
-    # Each outer branch is evaluated only if some entry needs it (on masked inputs, so autograd stays finite).
+    value = half_g_moderate(xp, s_mod, series_limit)
+    if e is not None:
+        value = value + 0.5 * xp.expm1(s_mod) * e
+    e = 0.0 if e is None else e
+    # The outer branches only where some entry needs them (see overwrite_where).
+    big = s > MODERATE_LIMIT
     if bool(xp.any(big)):
-        s_big = where_safe(xp, big, s, 2 * MODERATE_LIMIT)
-        half_exp = 0.5 * xp.exp(0.5 * s_big)
-        big_value = half_exp * xp.exp(0.5 * s_big) * (1.0 + e) - 0.5 * (1.0 + s_big + e)
-        value = xp.where(big, big_value, value)
+        big_branch = functools.partial(_half_g_big, xp)
+        value = overwrite_where(xp, big, value, big_branch, (s, 2 * MODERATE_LIMIT), (e, 0.0))
+    neg = s < -MODERATE_LIMIT
     if bool(xp.any(neg)):
-        s_neg = where_safe(xp, neg, s, -2 * MODERATE_LIMIT)
-        neg_value = 0.5 * (xp.exp(s_neg) * (1.0 + e) + (-1.0 - s_neg)) - 0.5 * e
-        value = xp.where(neg, neg_value, value)
+        negative_branch = functools.partial(_half_g_negative, xp)
+        value = overwrite_where(xp, neg, value, negative_branch, (s, -2 * MODERATE_LIMIT), (e, 0.0))
     return value
+
+
+def _half_g_big(xp: Any, s: Any, e: Any) -> Any:
+    """(e^u - 1 - u) / 2 for u = s + e > MODERATE_LIMIT (e the low part of u); computed as
+    (exp(u/2) / 2) exp(u/2), which stays finite a little beyond the point where e^u overflows."""
+    root = xp.exp(0.5 * s)
+    return (0.5 * root) * root * (1.0 + e) - 0.5 * (1.0 + s + e)
+
+
+def _half_g_negative(xp: Any, s: Any, e: Any) -> Any:
+    """(e^u - 1 - u) / 2 for u = s + e < -MODERATE_LIMIT, where nothing cancels."""
+    return 0.5 * (xp.exp(s) * (1.0 + e) + (-1.0 - s)) - 0.5 * e
 
 
 # The ratios r with |ln r^2| <= MODERATE_LIMIT.
