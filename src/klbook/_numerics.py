@@ -241,10 +241,14 @@ def half_g_of_ratio(xp: Any, a: Any, b: Any) -> Any:
     moderate = (ratio >= _MODERATE_RATIOS[0]) & (ratio <= _MODERATE_RATIOS[1])
     if all_true(xp, moderate):
         return _half_g_of_moderate_ratio(xp, a, b)
-    moderate_value = _half_g_of_moderate_ratio(xp, where_safe(xp, moderate, a, 1.0), where_safe(xp, moderate, b, 1.0))
-    r = where_safe(xp, ~moderate, ratio, 1.0)
-    big_value = (0.5 * r) * r - 0.5 - log_ratio(xp, a, b)
-    return xp.where(moderate, moderate_value, big_value)
+    value = _half_g_of_moderate_ratio(xp, where_safe(xp, moderate, a, 1.0), where_safe(xp, moderate, b, 1.0))
+    far = functools.partial(_half_g_of_far_ratio, xp)
+    return overwrite_where(xp, ~moderate, value, far, (a, 1.0), (b, 1.0), (ratio, 1.0))
+
+
+def _half_g_of_far_ratio(xp: Any, a: Any, b: Any, ratio: Any) -> Any:
+    """:func:`half_g_of_ratio` where |log r^2| > MODERATE_LIMIT: r^2 / 2 - 1/2 - log r, nothing cancels."""
+    return (0.5 * ratio) * ratio - 0.5 - log_ratio(xp, a, b)
 
 
 def _half_g_of_moderate_ratio(xp: Any, a: Any, b: Any) -> Any:
