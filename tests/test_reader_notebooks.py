@@ -92,6 +92,31 @@ def test_no_myst_syntax_left(name):
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
+def test_no_myst_role_left_in_code_cells_metadata(name):
+    """myst-nb's figure metadata (caption, alt) holds no role a MyST front end would not know (the book's own
+    {panel}; standard roles such as {eq} stay): a caption's {panel}`Left|Top` keeps its first word, as the
+    PDF does."""
+    source = json.loads((ROOT / "book" / name).read_text(encoding="utf-8"))
+    reader = _reader(name)
+    captions = {}
+    for cell in reader["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        mystnb = cell.get("metadata", {}).get("mystnb", {})
+        found = re.findall(r"\{panel\}`[^`]*`", json.dumps(mystnb, ensure_ascii=False))
+        assert not found, f"{name}: the book's {{panel}} role left in a code cell's metadata: {found[:3]}"
+        if "figure" in mystnb:
+            captions[mystnb["figure"].get("name")] = mystnb["figure"].get("caption", "")
+    for cell in source["cells"]:
+        figure = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+        if "{panel}`" in figure.get("caption", ""):
+            want = re.sub(r"\{panel\}`([^`|]*)\|[^`]*`", lambda m: m.group(1).strip(), figure["caption"])
+            assert captions.get(figure.get("name")) == want, f"{name}: {figure.get('name')}'s caption"
+    if name == "03_gaussian_kl.ipynb":
+        assert captions["fig-ch3-vae-kl-terms"].startswith("Left: the mean term"), captions["fig-ch3-vae-kl-terms"][:40]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_every_glued_value_is_there_as_the_page_shows_it(name):
     markdown = _unescape(_markdown(_reader(name)))
     values = _glued_values(name)

@@ -153,6 +153,22 @@ def _escape(text: str) -> str:
     return _ESCAPE.sub(r"\\\1", text)
 
 
+#: A caption's ``{panel}`Left|Top``` role (book/_ext/klbook_figures.py): the reader's notebook keeps the word for
+#: side-by-side panels, as the PDF does.
+_PANEL_ROLE = re.compile(r"\{panel\}`([^`|]*)\|[^`]*`")
+
+
+def _resolve_panel_roles(value: Any) -> Any:
+    """``value`` (cell metadata: strings, lists, dicts) with every ``{panel}`wide|phone``` replaced by ``wide``."""
+    if isinstance(value, str):
+        return _PANEL_ROLE.sub(lambda m: m.group(1).strip(), value)
+    if isinstance(value, list):
+        return [_resolve_panel_roles(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_panel_roles(v) for k, v in value.items()}
+    return value
+
+
 def _indent(text: str, prefix: str, first: str | None = None) -> str:
     lines = text.split("\n")
     first = prefix if first is None else first
@@ -394,6 +410,8 @@ class ReaderNotebook:
         cell = copy.deepcopy(self.notebook["cells"][index])
         metadata = cell.get("metadata", {})
         metadata.pop("execution", None)
+        if "mystnb" in metadata:  # a figure's caption for myst-nb: a MyST front end knows no {panel} role
+            metadata["mystnb"] = _resolve_panel_roles(metadata["mystnb"])
         for output in cell.get("outputs", []):  # the site's stacked rendering of a figure (klbook_figures)
             output.get("metadata", {}).pop("klbook/phone", None)
         if metadata.get("klbook", {}).get("install"):
