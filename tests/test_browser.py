@@ -9,8 +9,7 @@ opened in a fresh browser context:
 * each must answer HTTP 200, log no console error and throw no uncaught exception, load every request
   from the local server only (anything else is blocked and reported: the book must work offline and
   must not contact other hosts while it is read), and load every image;
-* math is typeset (no raw TeX left, no MathJax error) by the site's own MathJax (in a site built with
-  ``KLBOOK_MATH_AT_BUILD=1``, the first screens' math when the site was built);
+* math is typeset (no raw TeX left, no MathJax error) by the site's own MathJax;
 * solutions of exercises are collapsed; the download button gives a real notebook; Colab and Binder
   launch buttons are on every chapter; search finds "ELBO";
 * what a reader sees, at a laptop's 1280 x 800 and a phone's 390 x 844: at 1280 px no display equation,
@@ -37,6 +36,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -55,11 +55,15 @@ WIDTHS = (LAPTOP["width"], PHONE["width"])
 #: Typeset mathematics should be on screen this soon after navigation (local server, cold cache): the goal.
 MATH_SECONDS_GOAL = 1.5
 #: MathJax typesets lazily (book/_ext/klbook_site.py): the formulas on the first screen first, the rest as
-#: they come near the screen. Measured at 390 px, cold cache, on the shared 2-core machine at load average
-#: 8-11 (2026-12-04): math on the first screen after 0.9-2.8 s on the chapters (median 1.3 s), 1.1-1.4 s
-#: on the notation page; before lazy typesetting, 2.4-7.9 s. The test fails above this limit (the goal
-#: with room for a busy machine); the times measured are written to MATH_TIMES.
-MATH_SECONDS_LIMIT = 4.0
+#: they come near the screen; the explorables' BokehJS loads after that (book/_ext/klbook_explorables.py).
+#: Measured at 390 px, cold cache, local server, on the shared 2-core machine at load average 1.5-2
+#: (2026-12-05, 5 loads a page): medians 0.86-1.52 s on the chapters (see README). One load can be
+#: 0.1-0.5 s slower than the median when another process takes the CPU, so the test takes the MEDIAN of
+#: MATH_LOADS fresh loads and fails above MATH_SECONDS_LIMIT: the goal plus a third for a loaded CI machine
+#: (at load 8-11 on 2026-12-04 single loads were up to 1.9x the median). Was 4 s on single loads.
+MATH_SECONDS_LIMIT = 2.0
+#: Fresh loads (new browser context, cold cache) per page whose median is checked against the limit.
+MATH_LOADS = 3
 #: Smallest text in a figure on a phone, in CSS px. The figures are drawn for the 672 px column (10 pt
 #: text at 13.9 px); shrunk to a phone's ~340 px column it was ~7 px. At 11 px (about the size of a
 #: phone's own small print) every figure keeps at least 79 % of its natural width and scrolls sideways.
@@ -173,17 +177,13 @@ class PageLog:
 
 
 #: Records, in ms after navigation started, when MathJax's first pass is done (its startup promise, with
-#: lazy typesetting placeholders for everything off screen; on a page that loads no MathJax, when it is
-#: parsed) and when the reader first SEES typeset math: the first frame
-#: in which every formula on the first screen is typeset (by MathJax after its first pass, or at build
-#: time: then once the page is parsed), no font is loading, and the MathJax font of every character class
-#: those formulas use has loaded (so a frame before the browser even asked for the fonts does not count).
+#: lazy typesetting placeholders for everything off screen) and when the reader first SEES typeset math:
+#: the first frame in which every formula on the first screen is typeset (after MathJax's first pass), no
+#: font is loading, and the MathJax font of every character class those formulas use has loaded (so a frame before the browser even asked for the fonts does not count).
 _MATH_CLOCK = """(() => {
     const poll = () => {
         const promise = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
         if (promise) promise.then(() => { window.__klbookMathDone = performance.now(); });
-        else if (document.readyState !== 'loading' && !document.querySelector("script[src*='mathjax']"))
-            window.__klbookMathDone = performance.now();  // no MathJax: math rendered at build time
         else setTimeout(poll, 5);
     };
     poll();
@@ -200,10 +200,7 @@ _MATH_CLOCK = """(() => {
         const families = typeset ? new Set(shown.flatMap(el => Array.from(el.querySelectorAll('mjx-math mjx-c'))
             .map(c => getComputedStyle(c).fontFamily.split(',').pop().trim().replace(/["']/g, '')))) : new Set();
         const fontsIn = document.fonts.status === 'loaded' && Array.from(families).every(fontLoaded);
-        // formulas rendered at build time need no MathJax: the first screen may be all of those
-        const built = shown.length > 0 && document.readyState !== 'loading'
-            && shown.every(el => el.querySelector(':scope > mjx-container[data-klbook-built]'));
-        if ((window.__klbookMathDone !== undefined || built) && typeset && fontsIn) {
+        if (window.__klbookMathDone !== undefined && typeset && fontsIn) {
             window.__klbookMathOnScreen = performance.now();
             window.__klbookMathShown = shown.length;
         } else requestAnimationFrame(onScreen);
@@ -240,7 +237,8 @@ def _open(browser: object, base_url: str, path: str, *, color_scheme: str = "lig
 
 
 def _settle(page: object) -> None:
-    """Wait until every image has loaded or failed and the math is typeset with its fonts (if it has math)."""
+    """Wait until every image has loaded or failed, the math is typeset with its fonts (if it has math) and
+    every explorable is drawn."""
     page.evaluate("""async () => {
         document.querySelectorAll('img[loading="lazy"]').forEach(img => { img.loading = 'eager'; });
         await Promise.all(Array.from(document.images).map(img => img.complete ? null :
@@ -258,9 +256,11 @@ def _settle(page: object) -> None:
             if (doc.lazyTypesetAll) await doc.lazyTypesetAll();
             await document.fonts.ready;
         }""")
-    elif page.locator("span.math, div.math").count():  # rendered at build time: only its fonts to wait for
-        page.wait_for_function("() => window.__klbookMathOnScreen !== undefined", timeout=30_000)
-        page.evaluate("async () => { await document.fonts.ready; return true; }")
+    # The explorables' BokehJS loads after the first screen of math (book/_ext/klbook_explorables.py): wait
+    # until every explorable has drawn its sliders, so that the checks and the screenshots see it.
+    figures = page.locator("div.klbook-explorable-figure")
+    for i in range(figures.count()):
+        figures.nth(i).locator(".noUi-handle").first.wait_for(timeout=30_000)
 
 
 def _screenshot_name(path: str, mode: str, width: int) -> Path:
@@ -299,42 +299,6 @@ def test_mathjax_is_served_by_the_site(site: Path) -> None:
     assert (site / "_static" / "mathjax" / "ui" / "lazy.js").is_file(), "MathJax's lazy typesetting is missing"
     fonts = list((site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert fonts, "MathJax's CommonHTML fonts are missing from the site"
-
-
-_SITE_MATH = re.compile(r'<(span|div) class="math notranslate nohighlight"[^>]*>(.*?)</\1>', re.DOTALL)
-
-
-def test_first_screens_of_math_are_rendered_at_build_time(site: Path) -> None:
-    """Each page's first screens of math were rendered when the site was built (book/_ext/klbook_site.py
-    runs MathJax under node): CommonHTML in the page, its stylesheet linked, its fonts in the site; MathJax
-    is loaded only where formulas further down are left to it."""
-    css = site / "_static" / "klbook-math.css"
-    if not css.is_file():
-        pytest.skip("the site was built without KLBOOK_MATH_AT_BUILD=1 (off by default: measured slower)")
-    fonts = re.findall(r'url\("?([^")]+)"?\)', css.read_text(encoding="utf8"))
-    assert fonts, "klbook-math.css has no @font-face rules"
-    missing_fonts = sorted({f for f in fonts if not (css.parent / unquote(f)).is_file()})
-    assert not missing_fonts, f"klbook-math.css names fonts the site lacks: {missing_fonts[:5]}"
-    bad = {}
-    for path in ALL_PAGES:
-        text = (site / path).read_text(encoding="utf8")
-        article = text.find("<article")
-        contents = [c for _, c in _SITE_MATH.findall(text[max(article, 0):])]
-        if not contents:
-            continue
-        problems = []
-        built = ["data-klbook-built" in c for c in contents]
-        if not built[0]:
-            problems.append(f"its first formula was not rendered: {html.unescape(contents[0])[:60]!r}")
-        if "_static/klbook-math.css" not in text:
-            problems.append("does not link klbook-math.css")
-        loads = bool(re.search(r"<script[^>]*src=\"[^\"]*mathjax", text))
-        if loads != (not all(built)):
-            problems.append("loads MathJax with every formula rendered" if loads else
-                            "leaves formulas to MathJax but does not load it")
-        if problems:
-            bad[path] = problems
-    assert not bad, "math not rendered at build time:\n  " + "\n  ".join(f"{k}: {v}" for k, v in bad.items())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -465,7 +429,6 @@ _LAYOUT = """() => {
         figures,
         hasMath: document.querySelectorAll('span.math, div.math').length > 0,
         loadsMathJax: document.querySelectorAll("script[src*='mathjax']").length > 0,
-        mathStylesheet: document.querySelectorAll("link[href*='klbook-math.css']").length > 0,
         mathMs: window.__klbookMathDone === undefined ? null : Math.round(window.__klbookMathDone),
         mathOnScreenMs: window.__klbookMathOnScreen === undefined ? null : Math.round(window.__klbookMathOnScreen),
         mathShown: window.__klbookMathShown === undefined ? null : window.__klbookMathShown,
@@ -773,26 +736,38 @@ def test_figures_of_panels_stack_on_a_phone(visit, path: str, mode: str) -> None
 _math_times: dict[str, dict] = {}
 
 
+def _math_on_screen_ms(browser: object, base_url: str, path: str) -> int:
+    """One more fresh load of ``path`` at a phone's width: ms from navigation to the first screen of math."""
+    context, page, _ = _open(browser, base_url, path, width=PHONE["width"])
+    try:
+        page.goto(base_url + path, wait_until="load")
+        page.wait_for_function("() => window.__klbookMathOnScreen !== undefined", timeout=30_000)
+        return round(page.evaluate("() => window.__klbookMathOnScreen"))
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("path", TOC_PAGES)
-def test_mathjax_only_where_there_is_math_and_soon(visit, path: str) -> None:
-    """MathJax loads only on pages with math (none where the math was rendered at build time); the math on
-    the first screen is typeset, with its fonts, within the limit."""
+def test_mathjax_only_where_there_is_math_and_soon(visit, browser, base_url, path: str) -> None:
+    """MathJax loads only on pages with math; the math on the first screen is typeset, with its fonts, within
+    the limit (the median of MATH_LOADS fresh loads)."""
     layout = visit(path, "light", PHONE["width"])["layout"]
     if not layout["hasMath"]:
         assert not layout["loadsMathJax"], f"{path}: loads MathJax but has no math"
         return
-    assert layout["loadsMathJax"] or layout["mathStylesheet"], \
-        f"{path}: has math but neither loads MathJax nor has math rendered at build time"
+    assert layout["loadsMathJax"], f"{path}: has math but does not load MathJax"
     assert layout["mathMs"] is not None, f"{path}: MathJax never finished typesetting"
     assert layout["mathOnScreenMs"] is not None, f"{path}: the math on the first screen was never typeset"
-    _math_times[path] = {"first screen ms": layout["mathOnScreenMs"], "formulas on it": layout["mathShown"],
-                         "first pass ms": layout["mathMs"],
-                         "rendered": "in the browser" if layout["loadsMathJax"] else "at build time"}
+    loads = [layout["mathOnScreenMs"]] + [_math_on_screen_ms(browser, base_url, path)
+                                          for _ in range(MATH_LOADS - 1)]
+    median = statistics.median(loads)
+    _math_times[path] = {"first screen ms": median, "loads ms": loads, "formulas on it": layout["mathShown"],
+                         "first pass ms": layout["mathMs"]}
     MATH_TIMES.parent.mkdir(parents=True, exist_ok=True)
     MATH_TIMES.write_text(json.dumps(_math_times, indent=1), encoding="utf8")
-    assert layout["mathOnScreenMs"] <= MATH_SECONDS_LIMIT * 1000, \
-        (f"{path}: the math on the first screen typeset {layout['mathOnScreenMs']} ms after navigation "
-         f"(goal {MATH_SECONDS_GOAL} s, limit {MATH_SECONDS_LIMIT} s)")
+    assert median <= MATH_SECONDS_LIMIT * 1000, \
+        (f"{path}: the math on the first screen typeset {median:.0f} ms after navigation (median of {loads}; "
+         f"goal {MATH_SECONDS_GOAL} s, limit {MATH_SECONDS_LIMIT} s)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,17 +20,13 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
    (2026-12-05, load 2-3, Chromium at 390 px, three alternating runs: ch1 0.84-1.06 s against 0.93-1.12 s,
    ch3 1.42-1.80 against 1.47-2.01, ch5 1.42-1.76 against 1.41-1.77, ch7 1.75-2.22 against 1.96-2.40).
 
-   **Rendering the math at build time** (server-side MathJax: ``mathjax_ssr.js`` under node, Debian's
-   ``nodejs``, with the CommonJS modules the same PyPI package ships and none of mathjax-full's npm
-   dependencies; ``_render_math``) works, but it made the first screen of math *later*, not sooner, so it
-   is off unless the environment sets ``KLBOOK_MATH_AT_BUILD=1`` (see ``MATH_FIRST_SCREEN_CHARS`` for the
-   numbers): the first screen's time is set by loading and laying out the page, and rendered CommonHTML
-   makes the page much heavier, while lazy MathJax typesets only what is on screen. When on, it renders the
-   formulas of each page's first screens (assistive MathML included, for screen readers, as client-side
-   MathJax adds; the equation numbers stay Sphinx's HTML), links one shared stylesheet
-   (``_static/klbook-math.css``, with the sizes scaled to the text's x-height in CSS), and leaves the rest
-   to MathJax; bad TeX is a warning and stays for MathJax. Pages use ``tex-chtml.js`` rather than Sphinx's
-   ``tex-mml-chtml.js``: the book has no MathML input, and MathML input would typeset the hidden MathML.
+   Rendering the math at build time instead (server-side MathJax under node) was built and measured:
+   it made the first screen of math *later* (a chapter's HTML 2-4 times heavier, DOMContentLoaded
+   0.2-0.9 s later: ch5 2.0-2.1 s against 1.4-1.5 s with every formula rendered, ch7 1.9-2.5 s against
+   1.9-2.6 s with the first screens' only), and it was removed once the explorables' BokehJS was moved
+   out of the head (``klbook_explorables.py``): medians 0.8-1.1 s on chapters 1-6 and 8, 1.48-1.53 s on
+   chapter 7 (2026-12-05, README). Pages use
+   ``tex-chtml.js`` rather than Sphinx's ``tex-mml-chtml.js``: the book has no MathML input.
 2. **No console error on page load.** ``sphinx-thebe`` (always loaded by Jupyter Book 1) adds its inline
    script ``const THEBE_JS_URL = ...`` after the builder is initialised. Sphinx 7.4 then holds it twice:
    ``app.add_js_file(None, body=...)`` puts it on the builder with ``filename=None``, and
@@ -65,14 +61,10 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
 
 from __future__ import annotations
 
-import html
 import importlib.util
 import json
-import os
 import re
 import shutil
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +93,7 @@ def _mathjax_package() -> Path:
 
 
 #: The MathJax component pages load: TeX input, CommonHTML output. Not tex-mml-chtml.js (Sphinx's default):
-#: its MathML input would typeset the hidden MathML (for screen readers) inside the formulas rendered at build time.
+#: the book has no MathML input to typeset.
 MATHJAX_COMPONENT = "tex-chtml.js"
 #: Folder under the site's ``_static`` that receives MathJax's ``es5`` tree.
 MATHJAX_TARGET = "mathjax"
@@ -439,196 +431,6 @@ def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, do
                 button["download"] = button["url"].rsplit("/", 1)[-1]
 
 
-# --------------------------------------------------------------------------------------------------
-# Mathematics rendered at build time (server-side MathJax, run by node)
-# --------------------------------------------------------------------------------------------------
-
-#: The node script that typesets the book's TeX with MathJax's own CommonJS modules.
-MATH_SSR_SCRIPT = HERE / "mathjax_ssr.js"
-#: The one stylesheet (under ``_static``) that every page with rendered math links: MathJax's CommonHTML
-#: rules for every character the book's formulas use, and its @font-face rules.
-MATH_CSS = "klbook-math.css"
-#: TeX packages of the server-side renderer: those of MathJax's tex-mml-chtml component, plus those its
-#: autoload would fetch for common commands (no mhchem: it needs an npm package the PyPI copy lacks).
-MATH_TEX_PACKAGES = ("base", "ams", "newcommand", "configmacros", "boldsymbol", "braket", "cancel", "color")
-#: Formulas in the first this-many characters of a page's text (its first screens, at any width) are
-#: rendered at build time; the rest is left to MathJax in the browser, which typesets it lazily.
-#: Measured 2026-12-05 (Chromium, local server, 390 px, load 0.2-4): it does NOT make the math appear
-#: sooner, so it is off unless ``KLBOOK_MATH_AT_BUILD=1``. Rendering every formula made a chapter's HTML
-#: 2-4 times larger (0.5 -> 1.2 MB, tens of thousands of elements); parsing and laying it out delayed
-#: DOMContentLoaded by 0.4-0.9 s, so the first screen of math came later than with lazy client-side
-#: MathJax (ch5 2.0-2.1 s against 1.4-1.5 s; 1.5-1.7 s with ``content-visibility: auto`` on paragraphs
-#: and equations). Rendering only the first screens (this budget: 33-57 formulas a chapter) still delayed
-#: DOMContentLoaded by 0.2-0.4 s: ch1 1.0-1.4 s against 0.9-1.2 s, ch5 1.9-2.5 against 1.5-2.2, ch7
-#: 1.9-2.5 against 1.9-2.6. The first screen's time is set by loading the page, not by MathJax.
-MATH_FIRST_SCREEN_CHARS = 8000
-#: Marks a formula rendered at build time (MathJax's own containers have no such attribute).
-MATH_BUILT_ATTRIBUTE = "data-klbook-built"
-#: In the browser, MathJax scales every formula so that its x-height matches the surrounding text's
-#: (its x-height is 0.442 em): 127 % in the theme's system-ui font on Debian. Rendered at build time, the
-#: formulas get the same scale from CSS instead, measured by the browser in the reader's own font: a
-#: font-size in ``ex`` is relative to the parent's x-height.
-MATH_PAGE_CSS = """/* klbook: formulas rendered at build time (book/_ext/klbook_site.py). MathJax in the browser
-   scales each one to the x-height of the text around it; 1ex / 0.442 does the same in CSS. */
-mjx-container[data-klbook-built] {
-  font-size: 2.262ex;
-}"""
-#: Sphinx's math (sphinx.ext.mathjax): ``<span class="math notranslate nohighlight">\(...\)</span>``
-#: inline; ``<div class="math notranslate nohighlight" id=...><span class="eqno">(1.2)<a ...>#</a></span>
-#: \[...\]</div>`` displayed (the equation number is Sphinx's HTML, outside the TeX).
-_MATH_ELEMENT = re.compile(r'<(span|div) class="math notranslate nohighlight"([^>]*)>(.*?)</\1>', re.DOTALL)
-_EQNO = re.compile(r'^\s*<span class="eqno">.*?</span>', re.DOTALL)
-_DELIMITED = (("\\(", "\\)", False), ("\\[", "\\]", True), ("$$", "$$", True))
-_BARE_ENVIRONMENT = re.compile(r"^\\begin\{([a-zA-Z*]+)\}.*\\end\{\1\}$", re.DOTALL)
-#: The script tags that load MathJax in the browser (Sphinx's inline configuration and the component).
-_MATHJAX_SCRIPTS = re.compile(r'[ \t]*<script>\s*window\.MathJax = .*?</script>\s*?\n'
-                              r'|[ \t]*<script [^>]*src="[^"]*_static/mathjax/[^"]*"[^>]*></script>\s*?\n',
-                              re.DOTALL)
-
-
-def _formula(element: re.Match) -> tuple[str, str, bool] | None:
-    """(equation number HTML, TeX, display) of a Sphinx math element; None if it is not one formula."""
-    kind, content = element.group(1), element.group(3)
-    eqno = ""
-    if kind == "div":
-        number = _EQNO.match(content)
-        if number:
-            eqno, content = number.group(0), content[number.end():]
-    tex = html.unescape(content).strip()
-    for start, end, display in _DELIMITED:
-        if tex.startswith(start) and tex.endswith(end) and len(tex) >= len(start) + len(end):
-            return eqno, tex[len(start):len(tex) - len(end)], display
-    if kind == "div" and _BARE_ENVIRONMENT.match(tex):  # a nowrap block: \begin{align} ... \end{align}
-        return eqno, tex, True
-    return None
-
-
-def _node_runs(node: str) -> bool:
-    try:
-        done = subprocess.run([node, "--version"], check=False, capture_output=True, timeout=30)
-        return done.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def _merge_css(old: str, new: str) -> str:
-    """The rules of ``old`` and those of ``new`` it lacks, in order (incremental builds keep every rule)."""
-    rules = [r.strip() for r in re.split(r"\n\s*\n", old) if r.strip()]
-    have = set(rules)
-    rules += [r for r in (r.strip() for r in re.split(r"\n\s*\n", new)) if r and r not in have]
-    return "\n\n".join(rules) + "\n"
-
-
-_TAG = re.compile(r"<[^>]*>")
-
-
-def _first_screen(text: str, elements: list[re.Match]) -> list[bool]:
-    """For each math element, whether it lies in the page's first MATH_FIRST_SCREEN_CHARS characters of text
-    (counted from the start of the article, without the math itself; math before it, e.g. in the navigation,
-    counts as first screen)."""
-    article = text.find("<article")
-    position, seen, inside = max(article, 0), 0, []
-    for element in elements:
-        if element.start() > position:
-            seen += len(_TAG.sub("", text[position:element.start()]).split()) * 6  # words of ~6 characters
-            position = element.end()
-        inside.append(element.start() < article or seen < MATH_FIRST_SCREEN_CHARS)
-    return inside
-
-
-def _render_math(app: Sphinx, exception: Exception | None) -> None:
-    """Render the formulas of each page's first screens at build time (MathJax's CommonHTML, one node process).
-
-    The rest of a page's math stays TeX, typeset lazily in the browser by MathJax as before; a page whose
-    every formula was rendered loads no MathJax at all. Pages with rendered math link ``_static/klbook-math.css``.
-    Without node, every page keeps client-side MathJax only.
-    """
-    if exception is not None or app.builder.format != "html":
-        return
-    if os.environ.get("KLBOOK_MATH_AT_BUILD") != "1":  # measured slower than MathJax alone: see MATH_FIRST_SCREEN_CHARS
-        return
-    node = os.environ.get("KLBOOK_NODE", shutil.which("node") or "")
-    if not node:
-        logger.info("[klbook_site] math typeset in the reader's browser by MathJax: %s",
-                    "KLBOOK_NODE is empty" if "KLBOOK_NODE" in os.environ else
-                    "node (Debian package nodejs) was not found; install it to render the math at build time")
-        return
-    if not _node_runs(node):
-        logger.warning("[klbook_site] %s does not run: the math is typeset in the reader's browser by MathJax",
-                       node, type="klbook", subtype="math")
-        return
-    started = time.perf_counter()
-    outdir = Path(app.outdir)
-    pages = {}
-    for page in sorted(outdir.rglob("*.html")):
-        if page.relative_to(outdir).parts[0] in ("_static", "_sources", "_images", "_notebooks"):
-            continue
-        text = page.read_text(encoding="utf8")
-        elements = list(_MATH_ELEMENT.finditer(text))
-        if elements:
-            chosen = _first_screen(text, elements)
-            pages[page] = (text, elements, [_formula(e) if first else None for e, first in zip(elements, chosen)])
-    unique: dict[tuple[str, bool], int] = {}
-    for _, _, formulas in pages.values():
-        for formula in formulas:
-            if formula is not None:
-                unique.setdefault(formula[1:], len(unique))
-    if not unique:
-        return
-    mathjax = mathjax_source().parent
-    tex_options = {k: v for k, v in (app.config.mathjax3_config or {}).get("tex", {}).items()
-                   if k in ("macros", "tags", "tagSide", "tagIndent", "multlineWidth")}
-    request = {"mathjax": str(mathjax), "fontURL": f"{MATHJAX_TARGET}/output/chtml/fonts/woff-v2",
-               "packages": list(MATH_TEX_PACKAGES), "tex": tex_options,
-               "formulas": [{"tex": tex, "display": display} for tex, display in unique]}
-    try:
-        done = subprocess.run([node, str(MATH_SSR_SCRIPT)], input=json.dumps(request), capture_output=True,
-                              text=True, encoding="utf8", timeout=1800, check=True)
-        answer = json.loads(done.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError) as error:
-        stderr = getattr(error, "stderr", "") or ""
-        logger.warning("[klbook_site] rendering the math with node failed, so MathJax typesets it in the "
-                       "browser: %s %s", error, stderr[-2000:], type="klbook", subtype="math")
-        return
-    rendered, errors = answer["html"], answer["errors"]
-
-    css_path = outdir / "_static" / MATH_CSS
-    css_path.write_text(_merge_css(css_path.read_text(encoding="utf8") if css_path.exists() else "",
-                                   MATH_PAGE_CSS + "\n\n" + answer["css"]), encoding="utf8")
-    count, without_mathjax = 0, 0
-    for page, (text, elements, formulas) in pages.items():
-        pieces, position, left = [], 0, 0
-        for element, formula in zip(elements, formulas):
-            error = errors[unique[formula[1:]]] if formula is not None else None
-            if error is not None:
-                logger.warning("[klbook_site] %s: MathJax cannot render %s in %r", page.relative_to(outdir),
-                               error, formula[1][:80], type="klbook", subtype="math")
-            if formula is None or error is not None:
-                left += "<mjx-container" not in element.group(3)  # still TeX: MathJax typesets it
-                continue
-            eqno, tex, display = formula
-            markup = rendered[unique[(tex, display)]].replace(
-                "<mjx-container ", f'<mjx-container {MATH_BUILT_ATTRIBUTE}="" ', 1)
-            pieces += [text[position:element.start(3)], eqno, markup]
-            position = element.end(3)
-            count += 1
-        if not pieces:
-            continue
-        pieces.append(text[position:])
-        text = "".join(pieces)
-        if not left:  # every formula rendered: no MathJax to load
-            text = _MATHJAX_SCRIPTS.sub("", text)
-            without_mathjax += 1
-        if MATH_CSS not in text:
-            static = "../" * (len(page.relative_to(outdir).parts) - 1) + "_static/"
-            link = f'<link rel="stylesheet" type="text/css" href="{static}{MATH_CSS}" />\n'
-            text = text.replace("</head>", link + "</head>", 1)
-        page.write_text(text, encoding="utf8")
-    logger.info("[klbook_site] math of the first screens rendered at build time (MathJax under node): %d "
-                "formulas on %d pages (%d of them need no MathJax in the browser) in %.1f s", count, len(pages),
-                without_mathjax, time.perf_counter() - started)
-
-
 def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
     """Copy MathJax's es5 tree (and its licence) into ``<outdir>/_static/mathjax``."""
     if exception is not None or app.builder.format != "html":
@@ -650,5 +452,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-resolved", _add_back_references)
     app.connect("html-page-context", _clean_page, priority=999)
     app.connect("build-finished", _copy_mathjax)
-    app.connect("build-finished", _render_math, priority=600)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
