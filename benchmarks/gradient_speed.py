@@ -7,8 +7,8 @@ benchmark`` runs it as part of ``benchmarks/accuracy_speed.py``) and prints it.
 What is timed is one training step's KL term: the KL of a batch, summed, and its backward pass into leaf
 tensors that require gradients (every argument), as a VAE's loss does. ``torch.distributions`` gets the
 same tensors (for the log-variance forms it also computes ``exp(0.5 * logvar)``, as a user of it must).
-Median CPU time of the process per call (all threads), the two libraries' calls alternated so that both
-see the same machine state, for float32 and float64, one and two torch threads, and batches from
+Median wall-clock time per call (what a training step waits for; CPU time would also count threads that
+spin-wait between operations), the two libraries' calls alternated so that both see the same machine state, for float32 and float64, one and two torch threads, and batches from
 128 × 32 to 200,000 × 64. Time linear in the batch shows as a ratio of about 2 between the two largest
 batches.
 """
@@ -16,7 +16,6 @@ batches.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,23 +25,23 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 import klbook
-from _results import run_section_script  # benchmarks/_results.py
+from _results import cpu_name, run_section_script  # benchmarks/_results.py
 
 # The section of RESULTS.md this script owns lies between these two lines.
 BEGIN, END = "% gradient_speed.py: begin (a MyST comment)", "% gradient_speed.py: end"
 SIZES = ((128, 32), (4_096, 64), (100_000, 64), (200_000, 64))
 
 
-def _cpu_seconds(fn: Callable[[], object]) -> float:
-    start = time.process_time()
+def _wall_seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
     fn()
-    return time.process_time() - start
+    return time.perf_counter() - start
 
 
 def _median_seconds_alternated(fns: list[Callable[[], object]], repeats: int) -> list[float]:
     for fn in fns:  # warm-up
         fn()
-    times = [[_cpu_seconds(fn) for fn in fns] for _ in range(repeats)]
+    times = [[_wall_seconds(fn) for fn in fns] for _ in range(repeats)]
     return [statistics.median(column) for column in zip(*times)]
 
 
@@ -132,11 +131,11 @@ def section(repeats: int = 7, threads: tuple[int, ...] = (1, 2)) -> str:
     rows = speed_rows(repeats, threads)
     ratios = [r[5] / r[6] for r in rows]
     machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"numpy {np.__version__}"
     )
     return f"""{BEGIN}
-## Forward + backward (median CPU time of {repeats} calls, klbook and `torch.distributions`; the KL of a batch summed, gradients into every argument)
+## Forward + backward (median wall-clock time of {repeats} calls, klbook and `torch.distributions`; the KL of a batch summed, gradients into every argument)
 
 {format_rows(rows)}
 

@@ -716,3 +716,28 @@ def test_kl_mvn_of_float64_tensors_within_4_ulp(grid, requires_grad):
     assert value.dtype == torch.float64 and value.requires_grad == requires_grad
     errors = ulp_error(value.detach().numpy(), reference_kl_mvn(*inputs.values()))
     assert errors.max() <= 4, f"{grid}: max error {errors.max():.3g} ULP"
+
+
+@pytest.mark.parametrize("function", ["kl_std_normal", "kl_diag_normal", "kl_normal"])
+def test_chunks_on_two_threads_give_the_one_thread_results(function):
+    """A batch of many chunks is evaluated on torch's threads (klbook._array._for_each_start): values
+    and gradients must not depend on it."""
+    fn = FUNCTIONS[function][0]
+    generator = torch.Generator().manual_seed(1)
+    count = 2 if function == "kl_std_normal" else 4
+    inputs = [torch.randn(10_000, 64, dtype=torch.float64, generator=generator) for _ in range(count)]
+    if function == "kl_normal":
+        inputs[1], inputs[3] = inputs[1].exp(), inputs[3].exp()
+    results = []
+    saved = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            leaves = [x.clone().requires_grad_() for x in inputs]
+            value = fn(*leaves)
+            value.sum().backward()
+            results.append([value.detach(), *(leaf.grad for leaf in leaves)])
+    finally:
+        torch.set_num_threads(saved)
+    for one, two in zip(*results):
+        assert torch.equal(one, two)

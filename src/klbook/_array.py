@@ -19,6 +19,8 @@ from typing import Any
 
 import functools
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import array_api_compat
 import numpy as np
@@ -327,10 +329,11 @@ def _numpy_views(arrays: Sequence[Any]) -> list[np.ndarray] | None:
     return [a.detach().numpy() for a in arrays]
 
 
-# numpy's exp, expm1, log and log1p are scalar libm calls for float64 on CPUs without AVX-512 (13 ns an
-# element for expm1 on an AVX2 machine), torch's are vectorised (SLEEF, within 1 ULP): 2-3x faster on the
-# chunks of in_chunks (measured 2026-12-05, benchmarks/gradient_speed.py). The arithmetic stays in numpy,
-# whose fixed cost per operation is a fraction of torch's.
+# numpy's float64 exp, expm1, log and log1p are scalar libm calls except on CPUs with AVX512_SKX (where
+# numpy uses SVML); torch's are vectorised (SLEEF, within 1 ULP) and 2-3x faster on the chunks of
+# in_chunks: 13 ns against 4-5 ns an element for expm1 on an AVX2 AMD EPYC (2026-12-05). Where numpy's
+# are vectorised they are kept (not measured: no AVX-512 machine was at hand). The arithmetic stays in
+# numpy either way: its fixed cost per operation is a fraction of torch's.
 _TORCH_UNARY = ("exp", "expm1", "log", "log1p")
 
 
@@ -356,14 +359,38 @@ def _torch_unary(torch_fn: Callable[..., Any], numpy_fn: Callable[..., Any], x: 
     import torch
 
     out = np.empty(x.shape, dtype=x.dtype)
-    torch_fn(torch.from_numpy(np.ascontiguousarray(x)), out=torch.from_numpy(out))
+    source, target = torch.from_numpy(np.ascontiguousarray(x)).reshape(-1), torch.from_numpy(out).reshape(-1)
+    if threading.current_thread() is threading.main_thread():
+        torch_fn(source, out=target)
+        return out
+    # On one of _for_each_start's threads: torch would open a parallel region of its own inside each of
+    # them (more threads than cores); slices below its grain size (2^15 elements) run on the caller's.
+    for start in range(0, source.numel(), _TORCH_GRAIN):
+        torch_fn(source[start : start + _TORCH_GRAIN], out=target[start : start + _TORCH_GRAIN])
     return out
+
+
+# torch's intra-op parallelism threshold (at::internal::GRAIN_SIZE): smaller operations run on the calling thread.
+_TORCH_GRAIN = 1 << 15
 
 
 @functools.cache
 def numpy_for_torch_views() -> Any:
-    """The array namespace for numpy views of CPU torch tensors (see :class:`_NumpyWithTorchMath`)."""
+    """The array namespace for numpy views of CPU torch tensors: numpy's, with torch's transcendental
+    functions where numpy's are not vectorised (see :class:`_NumpyWithTorchMath`)."""
+    if _numpy_vectorises_float64_math():
+        import array_api_compat.numpy as xp_numpy
+
+        return xp_numpy
     return _NumpyWithTorchMath()
+
+
+def _numpy_vectorises_float64_math() -> bool:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # a numpy without this (private) table: assume scalar functions
+        return False
+    return bool(__cpu_features__.get("AVX512_SKX", False))
 
 
 def numpy_views_off_graph(arrays: Sequence[Any]) -> list[np.ndarray] | None:
@@ -395,7 +422,7 @@ def _map_chunks_torch(fn: Callable[..., Any], arrays: Sequence[Any], reduces_las
     if views is None:
         return _map_chunks(namespace(*arrays), fn, arrays, reduces_last_axis)
     with np.errstate(all="ignore"):
-        result = _map_chunks(numpy_for_torch_views(), fn, views, reduces_last_axis)
+        result = _map_chunks(numpy_for_torch_views(), fn, views, reduces_last_axis, torch_threads())
     return torch.from_numpy(np.ascontiguousarray(result)).to(arrays[0].device)
 
 
@@ -407,7 +434,9 @@ def _chunk_layout(shape: tuple[int, ...], reduces_last_axis: bool) -> tuple[tupl
     return (-1,), CHUNK_ELEMENTS
 
 
-def _map_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], reduces_last_axis: bool) -> Any:
+def _map_chunks(
+    xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], reduces_last_axis: bool, threads: int = 1
+) -> Any:
     shape = tuple(arrays[0].shape)
     size = math.prod(shape)
     if size <= 2 * CHUNK_ELEMENTS:
@@ -416,8 +445,45 @@ def _map_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], reduces_
     flat = [xp.reshape(a, flat_shape) for a in arrays]
     out_shape = shape[:-1] if reduces_last_axis else shape
     rows = flat[0].shape[0]
-    parts = [fn(xp, *[a[start : start + step] for a in flat]) for start in range(0, rows, step)]
+    chunk = lambda start: fn(xp, *[a[start : start + step] for a in flat])
+    parts = _for_each_start(chunk, range(0, rows, step), threads)
     return xp.reshape(xp.concat(parts, axis=0), out_shape)
+
+
+def torch_threads() -> int:
+    """The number of threads torch may use (``torch.set_num_threads``); klbook's chunked numpy
+    evaluation of torch tensors uses as many."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+# Threads pay only when each gets several chunks: on 4 chunks (4,096 x 64) two threads made forward +
+# backward up to 1.5x slower than one (torch's own threads, still spinning after its last operation,
+# take the cores), on 98 chunks (100,000 x 64) 1.3-1.4x faster (2 cores, 2026-12-05).
+MIN_CHUNKS_PER_THREAD = 4
+
+
+def _for_each_start(work: Callable[[int], Any], starts: range, threads: int) -> list[Any]:
+    """``[work(start) for start in starts]`` on up to ``threads`` threads.
+
+    numpy releases the GIL inside its loops, so the chunks of a large batch run in parallel on the
+    threads torch is allowed (``torch.get_num_threads()``), as torch's own operations would.
+    """
+    if threads <= 1 or len(starts) < MIN_CHUNKS_PER_THREAD * threads:
+        return [work(start) for start in starts]
+
+    def quiet(start: int) -> Any:
+        with np.errstate(all="ignore"):  # numpy's error state does not pass to other threads
+            return work(start)
+
+    return list(_thread_pool(threads).map(quiet, starts))
+
+
+@functools.cache
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    """One pool per thread count, kept: starting threads for every call would cost ~0.1 ms."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="klbook")
 
 
 def _gradients_in_chunks(
@@ -432,13 +498,18 @@ def _gradients_in_chunks(
     views = _numpy_views([grad, *arrays])
     if views is not None:
         with np.errstate(all="ignore"):
-            parts = _gradient_chunks(np, gradient, views[0], views[1:], reduces_last_axis)
+            parts = _gradient_chunks(np, gradient, views[0], views[1:], reduces_last_axis, torch_threads())
         return [None if p is None else torch.from_numpy(p) for p in parts]
     return _gradient_chunks(torch, gradient, grad, arrays, reduces_last_axis)
 
 
 def _gradient_chunks(
-    lib: Any, gradient: Callable[..., Sequence[Any]], grad: Any, arrays: Sequence[Any], reduces_last_axis: bool
+    lib: Any,
+    gradient: Callable[..., Sequence[Any]],
+    grad: Any,
+    arrays: Sequence[Any],
+    reduces_last_axis: bool,
+    threads: int = 1,
 ) -> list[Any]:
     """The loop of :func:`_gradients_in_chunks` for ``lib`` numpy or torch."""
     xp = numpy_for_torch_views() if lib is np else namespace(*arrays)
@@ -451,16 +522,20 @@ def _gradient_chunks(
     flat = [a.reshape(flat_shape) for a in arrays]
     # The incoming gradient keeps its trailing axis of length 1: it broadcasts inside ``gradient``.
     flat_grad = grad.reshape((-1, 1)) if reduces_last_axis else lib.broadcast_to(grad, shape).reshape(-1)
-    results: list[Any] = [None] * len(arrays)
-    for start in range(0, flat[0].shape[0], step):
+    results: list[Any] = []
+
+    def write(start: int) -> None:
         rows = slice(start, start + step)
         parts = gradient(xp, flat_grad[rows], *[a[rows] for a in flat])
-        for i, part in enumerate(parts):
-            if part is None:
-                continue
-            if results[i] is None:
-                results[i] = _empty(lib, flat[0].shape, arrays[i])
-            results[i][rows] = part
+        if not results:  # the first chunk tells which arguments have a gradient
+            results.extend(None if p is None else _empty(lib, flat[0].shape, a) for p, a in zip(parts, arrays))
+        for result, part in zip(results, parts):
+            if part is not None:
+                result[rows] = part
+
+    starts = range(0, flat[0].shape[0], step)
+    write(starts[0])
+    _for_each_start(write, starts[1:], threads)
     return [None if r is None else r.reshape(shape) for r in results]
 
 
@@ -502,7 +577,9 @@ def _chunked_function() -> Any:
     return Chunked
 
 
-def in_row_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], *, row_elements: int) -> Any:
+def in_row_chunks(
+    xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], *, row_elements: int, threads: int = 1
+) -> Any:
     """Apply ``fn`` to arrays that share their first axis (a flat batch), a block of rows at a time.
 
     ``fn`` returns one value per row; the results are concatenated. Blocks hold about
@@ -513,5 +590,5 @@ def in_row_chunks(xp: Any, fn: Callable[..., Any], arrays: Sequence[Any], *, row
     step = max(1, CHUNK_ELEMENTS // max(row_elements, 1))
     if rows <= 2 * step:
         return fn(*arrays)
-    parts = [fn(*[a[start : start + step] for a in arrays]) for start in range(0, rows, step)]
-    return xp.concat(parts, axis=0)
+    block = lambda start: fn(*[a[start : start + step] for a in arrays])
+    return xp.concat(_for_each_start(block, range(0, rows, step), threads), axis=0)

@@ -15,7 +15,7 @@ from ._array import (
     as_tensor_like,
     detached_numpy,
     is_narrow,
-    namespace,
+    numpy_for_torch_views,
     numpy_views_off_graph,
 )
 from ._linalg import (
@@ -139,7 +139,7 @@ def kl_mvn_rows(
         _constant(terms.d).numpy(),
         None if terms.delta is None else tuple(_constant(a).numpy() for a in terms.delta),
     )
-    correction = rounding_correction(namespace(*views), torch_solve_lower, numpy_terms, *views)
+    correction = rounding_correction(numpy_for_torch_views(), torch_solve_lower, numpy_terms, *views)
     return value + as_tensor_like(correction, value)
 
 

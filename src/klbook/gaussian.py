@@ -22,11 +22,12 @@ from ._array import (
     in_chunks,
     in_row_chunks,
     is_narrow,
-    namespace,
+    numpy_for_torch_views,
     numpy_views_off_graph,
     prepare,
     quiet_floating_point,
     require_positive,
+    torch_threads,
 )
 from ._linalg import solve_lower, torch_solve_lower
 from ._mvn import (
@@ -435,14 +436,17 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     # operation is a fraction of torch's, and the formula is ~200 short operations per block), with
     # torch's batched triangular solve, which numpy lacks.
     views = numpy_views_off_graph(arrays)
+    threads = 1
     if views is not None:
-        like, xp, arrays, solve = arrays[0], namespace(*views), views, torch_solve_lower
+        like, xp, arrays, solve = arrays[0], numpy_for_torch_views(), views, torch_solve_lower
+        threads = torch_threads()
     # Half-size blocks (row_elements doubled; 128 pairs of 16 x 16): in torch the ~150 operations of the
     # correction then each stay at its threshold for multithreading (2^15 elements), 20-30 % faster on 2
     # cores than full-size blocks. On the numpy path (2,000 pairs of 16 x 16, 2026-12-05) 64 to 256
     # pairs per block were within 10 % of each other, 16 pairs 2x slower (fixed costs per operation),
     # the whole batch at once 1.4x (its temporaries leave the cache and are page-faulted in).
-    value = in_row_chunks(xp, partial(kl_mvn_rows, xp, corrected, solve), arrays, row_elements=2 * k * k)
+    rows = partial(kl_mvn_rows, xp, corrected, solve)
+    value = in_row_chunks(xp, rows, arrays, row_elements=2 * k * k, threads=threads)
     value = xp.reshape(value, batch)
     return finish(value if views is None else as_tensor_like(value, like))
 
