@@ -125,8 +125,13 @@ def overwrite_where(
     their harmless values where ``mask`` is false (so that autograd stays finite), and ``where`` selects.
     Scalar arguments are passed as they are.
     """
-    if isinstance(value, np.ndarray) and value.shape == mask.shape:
-        value[mask] = branch(*(a[mask] if np.ndim(a) else a for a, _ in args_fills))
+    if isinstance(value, np.ndarray) and value.shape == mask.shape and value.flags.c_contiguous:
+        # Integer indices, not the boolean mask: numpy's boolean indexing branches on every entry, ~5 ns
+        # an entry where the mask is random against ~1.5 ns for finding the indices once and ~0.5 ns
+        # for each gather or scatter with them (65,536 entries, AMD EPYC, 2026-12-05).
+        index = np.flatnonzero(mask)
+        if index.size:
+            value.reshape(-1)[index] = branch(*(np.ravel(a).take(index) if np.ndim(a) else a for a, _ in args_fills))
         return value
     args = [where_safe(xp, mask, a, fill) if np.ndim(a) else a for a, fill in args_fills]
     return xp.where(mask, branch(*args), value)
@@ -190,14 +195,16 @@ def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None, series_limit: float = S
     ``series_limit`` is passed to :func:`half_g_moderate`.
     """
     moderate = xp.abs(s) <= MODERATE_LIMIT
-    # d/du of (e^u - 1 - u)/2 is expm1(u)/2: first-order correction for the low part e.
+    # d/du of (e^u - 1 - u)/2 is expm1(u)/2 = (e^u - 1 - u)/2 + u/2: a first-order correction for the
+    # low part e from the value itself, without another pass of expm1. The correction is below ~2 ULP
+    # of the result, so the few ULP this sum may lose (it cancels for negative u) do not show.
     if all_true(xp, moderate):
         value = half_g_moderate(xp, s, series_limit)
-        return value if e is None else value + 0.5 * xp.expm1(s) * e
+        return value if e is None else value + (value + 0.5 * s) * e
     s_mod = where_safe(xp, moderate, s, 0.0)
     value = half_g_moderate(xp, s_mod, series_limit)
     if e is not None:
-        value = value + 0.5 * xp.expm1(s_mod) * e
+        value = value + (value + 0.5 * s_mod) * e
     e = 0.0 if e is None else e
     # The outer branches only where some entry needs them (see overwrite_where).
     big = s > MODERATE_LIMIT
@@ -275,12 +282,9 @@ def _half_g_of_moderate_ratio(xp: Any, a: Any, b: Any) -> Any:
     far = 0.5 * ((a_high - u) + (a_low - u_low))
     if not bool(xp.any(series)):
         return far
-    if isinstance(far, np.ndarray):
-        # numpy: the series (some forty passes) only on the entries that take it; far is a fresh array
-        far[series] = half_g_of_exact_diff(xp, u[series], u_low[series], series_limit=1.0)
-        return far
-    near = half_g_of_exact_diff(xp, where_safe(xp, series, u, 0.0), u_low, series_limit=1.0)
-    return xp.where(series, near, far)
+    # the series (some forty passes) only on the entries that take it where possible
+    near = functools.partial(half_g_of_exact_diff, xp, series_limit=1.0)
+    return overwrite_where(xp, series, far, near, (u, 0.0), (u_low, 0.0))
 
 
 def half_square(z: Any) -> Any:

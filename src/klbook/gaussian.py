@@ -43,6 +43,7 @@ from ._numerics import (
     half_g_of_exact_diff,
     half_g_of_ratio,
     half_square,
+    overwrite_where,
     two_diff,
     where_safe,
 )
@@ -79,14 +80,17 @@ NARROW_SERIES_LIMIT = 2.0**-10
 
 def _narrow_g(xp: Any, u: Any) -> Any:
     """e^u - 1 - u to ~1e-12 relative: expm1(u) - u loses at most ~2^10 ULP of float64 for
-    |u| >= 2^-10; below that three Taylor terms are exact to ~1e-11. The few entries that need the
-    series are gathered and written back (``u`` is a fresh float64 array, never on an autograd graph)."""
+    |u| >= 2^-10; below that three Taylor terms are exact to ~1e-11, computed only on the few entries
+    that need them (``u`` is a fresh float64 array, never on an autograd graph)."""
     value = xp.expm1(u) - u
     small = xp.abs(u) < NARROW_SERIES_LIMIT
     if bool(xp.any(small)):
-        v = u[small]
-        value[small] = v * v * (0.5 + v * (1.0 / 6.0 + v * (1.0 / 24.0)))
+        value = overwrite_where(xp, small, value, _narrow_series, (u, 0.0))
     return value
+
+
+def _narrow_series(v: Any) -> Any:
+    return v * v * (0.5 + v * (1.0 / 6.0 + v * (1.0 / 24.0)))
 
 
 # Each returns twice the KL (one multiplication by 1/2 after the sum instead of one per term).
