@@ -45,9 +45,12 @@ def symmetric(xp: Any, name: str, cov: Any, eps: float) -> Any:
     if values.ndim < 2 or values.shape[-1] != values.shape[-2]:
         raise ValueError(f"{name} must be a square matrix (or a batch of them), got shape {values.shape}")
     flat = values.reshape((-1,) + values.shape[-2:])
-    if np.array_equal(flat, np.swapaxes(flat, -1, -2)):
+    # One pass over C - C^T both tells an exactly symmetric C apart and measures the asymmetry (NaN is
+    # refused before).
+    asymmetry = flat - np.swapaxes(flat, -1, -2)
+    if not asymmetry.any():
         return cov
-    asym = np.abs(flat - np.swapaxes(flat, -1, -2)).max(axis=(-2, -1))
+    asym = np.abs(asymmetry, out=asymmetry).max(axis=(-2, -1))
     scale = np.abs(flat).max(axis=(-2, -1))
     rtol = max(SYMMETRY_RTOL, 32 * values.shape[-1] * eps)
     worst = int(np.argmax(asym - rtol * scale))

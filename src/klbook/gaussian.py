@@ -403,7 +403,7 @@ def kl_mvn(mu_p: ArrayLike, cov_p: ArrayLike, mu_q: ArrayLike, cov_q: ArrayLike)
     # Narrow (float32 and lower) inputs are computed in float64 too; the uncorrected float64 value, off
     # by ~k eps cond relative, is far more accurate than their ULP for condition numbers up to ~1e8.
     corrected = not is_narrow(arrays[0])
-    mu_p, cov_p, mu_q, cov_q = (xp.astype(a, xp.float64) for a in arrays)
+    mu_p, cov_p, mu_q, cov_q = (xp.astype(a, xp.float64, copy=False) for a in arrays)
     for name, mu in (("mu_p", mu_p), ("mu_q", mu_q)):
         _check_vector(name, mu)
     cov_p, cov_q = symmetric(xp, "cov_p", cov_p, eps_p), symmetric(xp, "cov_q", cov_q, eps_q)
