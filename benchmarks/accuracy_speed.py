@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ import klbook
 import klbook._mvn
 import gradient_speed  # benchmarks/gradient_speed.py: the forward + backward section
 import training_step  # benchmarks/training_step.py: a whole VAE training step
+from _results import cpu_name  # benchmarks/_results.py
 from klbook.accuracy import accuracy_table, format_table, hard_grids, reference_kl_mvn, ulp_error
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -195,7 +195,7 @@ def main() -> None:
     speed = format_speed(speed_rows(args.repeats))
     correction, numbers = correction_table(args.size, args.repeats)
     machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"with {torch.get_num_threads()} threads, numpy {np.__version__}"
     )
     text = f"""## Accuracy (float64, error in ULP against a 50-digit mpmath reference)

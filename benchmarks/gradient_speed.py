@@ -145,7 +145,9 @@ Largest ratio: {max(ratios):.2f}; median {statistics.median(ratios):.2f}. Growth
 
 Measured on: {machine}, torch's calls and klbook's alternated (`benchmarks/gradient_speed.py`). klbook's
 backward pass evaluates the derivatives in closed form, chunk by chunk, in float64 (rounded once to the
-inputs' dtype). Times vary between runs on a shared machine by tens of percent.
+inputs' dtype). Times vary between runs on a shared machine by tens of percent, and with the
+state of the memory allocator (glibc's returns freed memory to the system, so new temporaries are
+page-faulted in again; the project's README measures the difference).
 {END}"""
 
 

@@ -16,7 +16,6 @@ clock on the wall shows.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 import klbook
-from _results import run_section_script  # benchmarks/_results.py
+from _results import cpu_name, run_section_script  # benchmarks/_results.py
 
 BEGIN, END = "% training_step.py: begin (a MyST comment)", "% training_step.py: end"
 SIZES = ((128, 32), (4_096, 64))  # batch, latent dimension
@@ -95,7 +94,7 @@ def section(repeats: int = 21, threads: tuple[int, ...] = (1, 2)) -> str:
     for n, batch, latent, ours, theirs in rows(repeats, threads):
         lines.append(f"| {n} | {batch:,} × {latent} | {1e3 * ours:.2f} | {1e3 * theirs:.2f} | {ours / theirs:.2f} |")
     machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"numpy {np.__version__}"
     )
     table = "\n".join(lines)
