@@ -25,7 +25,9 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
    0.2-0.9 s later: ch5 2.0-2.1 s against 1.4-1.5 s with every formula rendered, ch7 1.9-2.5 s against
    1.9-2.6 s with the first screens' only), and it was removed once the explorables' BokehJS was moved
    out of the head (``klbook_explorables.py``): medians 0.8-1.1 s on chapters 1-6 and 8, 1.48-1.53 s on
-   chapter 7 (2026-12-05, README). Pages use
+   chapter 7 (2026-12-05, README). Code cells are rendered only as they near the screen
+   (``static/klbook-site.css``; each code cell's line count is written into the page here, so that the
+   browser reserves its exact height): chapter 7's first screen of math 1.62 -> 1.36 s. Pages use
    ``tex-chtml.js`` rather than Sphinx's ``tex-mml-chtml.js``: the book has no MathML input.
 2. **No console error on page load.** ``sphinx-thebe`` (always loaded by Jupyter Book 1) adds its inline
    script ``const THEBE_JS_URL = ...`` after the builder is initialised. Sphinx 7.4 then holds it twice:
@@ -101,6 +103,10 @@ MATHJAX_TARGET = "mathjax"
 MATHJAX_PRELOADED_FONTS = ("MathJax_Zero", "MathJax_Main-Regular", "MathJax_Math-Italic")
 #: Formulas this close below (or above) the screen are typeset before they scroll into view.
 MATHJAX_LAZY_MARGIN = "400px"
+#: A code cell's input, with the number of lines of its code (``--klbook-lines``, which gives the height the
+#: browser assumes for it while it is off screen and not yet rendered: ``static/klbook-site.css``).
+_CODE_CELL = re.compile(r'<div class="cell_input docutils container">(\s*<div class="highlight-[^"]*">'
+                        r'<div class="highlight"><pre>(.*?)</pre>)', re.DOTALL)
 INSTALL_HINT = (
     "MathJax 3 is needed to build the HTML book (it is served from the site, so math renders offline) "
     "but was not found at {path}. Install it with `pip install -r requirements.txt` (it comes from the "
@@ -425,10 +431,19 @@ def _clean_page(app: Sphinx, pagename: str, templatename: str, context: dict, do
             + [f'\n<link rel="preload" href="{static}output/chtml/fonts/woff-v2/{font}.woff" as="font" '
                'type="font/woff" crossorigin />' for font in MATHJAX_PRELOADED_FONTS])
 
+    if "body" in context:
+        context["body"] = _CODE_CELL.sub(_with_line_count, context["body"])
+
     for group in context.get("header_buttons", []):
         for button in group.get("buttons", []):
             if button.get("label") == "download-source-button":
                 button["download"] = button["url"].rsplit("/", 1)[-1]
+
+
+def _with_line_count(match: re.Match) -> str:
+    code = match.group(2)
+    lines = code.count("\n") + (not code.endswith("\n"))
+    return f'<div class="cell_input docutils container" style="--klbook-lines: {lines}">{match.group(1)}'
 
 
 def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
