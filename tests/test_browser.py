@@ -583,6 +583,25 @@ def test_phone_sidebar_buttons_open_the_sidebars(visit, path: str) -> None:
             f"{path} at 390 px: the contents button {sidebars['secondary-toggle']}"
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("path", NOTEBOOK_PAGES)
+def test_code_cells_keep_their_height_when_drawn(browser: object, base_url: str, path: str, width: int) -> None:
+    """A code cell far from the screen is not drawn (content-visibility: auto) and takes the height reserved
+    from its line count; drawn, it must have that same height, or the page moves under the reader and a
+    link into the page lands elsewhere."""
+    context, page, _ = _open(browser, base_url, path, width=width)
+    try:
+        page.goto(base_url + path, wait_until="load")
+        heights = "() => Array.from(document.querySelectorAll('.bd-article div.cell_input'), c => c.getBoundingClientRect().height)"
+        reserved = page.evaluate(heights)
+        page.add_style_tag(content=".bd-article div.cell_input { content-visibility: visible !important; }")
+        drawn = page.evaluate(heights)
+    finally:
+        context.close()
+    moved = [(i, round(r, 1), round(d, 1)) for i, (r, d) in enumerate(zip(reserved, drawn)) if abs(r - d) > 1.0]
+    assert not moved, f"{path} at {width} px: code cells (index, reserved px, drawn px) change height when drawn: {moved}"
+
+
 FILE_NAME = re.compile(r"^\S+\.(png|svg|jpe?g|gif|webp)$|^[\w./-]*$", re.IGNORECASE)
 
 
