@@ -403,6 +403,13 @@ def _shadow_text(locator) -> str:
                             ".map(c => c.textContent).join('')")
 
 
+#: Every legend entry of the page's explorables: its label, whether the legend lists it, whether its curve
+#: has data at the current state.
+_LEGEND_ITEMS = """() => Bokeh.documents.flatMap(d => [...d.all_models])
+    .filter(m => m.constructor.name === 'LegendItem' || m.type === 'LegendItem')
+    .map(i => [String(i.label?.value ?? i.label), i.visible, i.renderers.some(r => r.data_source.data.y.length > 0)])"""
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("width", [1280, 390])
@@ -453,6 +460,10 @@ def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: 
                     for r, readout in enumerate(spec["readouts"]):
                         text = _shadow_text(frame.locator(".klbook-explorable-readout").nth(r))
                         assert text == readout["values"][k], (spec["name"], r, k)
+                    # a legend lists exactly the curves drawn at this state (some are absent at some)
+                    wrong = [(label, listed) for label, listed, drawn in page.evaluate(_LEGEND_ITEMS)
+                             if listed != drawn]
+                    assert not wrong, f"{spec['name']} at state {k}: legend entries (label, listed) without or for no curve: {wrong}"
                     shown = _shadow_text(frame.locator(".klbook-explorable-readout").first)
                     for j, slider in enumerate(spec["sliders"]):
                         # "label: value", the value formatted as the position's label

@@ -27,7 +27,7 @@ Spec layout (all lists, JSON-serialisable):
     ``x`` is one fixed list and a state's ``y`` is either of its length or empty (absent). Optional keys:
     ``"glyph"`` (``"line"``, the default, or ``"scatter"``), ``"dash"`` (a Bokeh line dash such as
     ``"dashed"``), ``"width"``, ``"marker"``, ``"size"``, ``"alpha"``; an empty ``"label"`` adds no
-    legend entry;
+    legend entry, and the legend lists a curve only at the states where it is drawn;
   - ``"bar"``: ``x`` a list of category names and ``y`` one list per state;
   - ``"image"``: one series ``{"label", "y"}`` with ``y`` one image per state, a 2-D list (rows top to
     bottom) of grey levels in [0, 1] (0 white, 1 black; drawn to 2 decimals), without axes, 6 screen
@@ -623,10 +623,14 @@ def render_bokeh(spec: dict) -> tuple[str, str]:
             if panel.get("legend_place") == "right":
                 fig.add_layout(fig.legend[0], "right")  # beside the plot, not over the data
         figures.append(fig)
+    # A legend lists a curve only while it is drawn: at some states a curve is absent (empty data).
+    legend_items = [item for fig in figures if getattr(fig, "legend", None) for item in fig.legend[0].items]
+    for item in legend_items:
+        item.visible = any(len(r.data_source.data["y"]) for r in item.renderers)
     callback = CustomJS(
         args={"sliders": sliders, "shape": shape, "readouts": readouts,
               "texts": [r["values"] for r in spec["readouts"]], "sources": sources, "xs": series_x,
-              "ys": series_y, "optional_x": optional_x, "images": images},
+              "ys": series_y, "optional_x": optional_x, "images": images, "legend_items": legend_items},
         code="""
 let k = 0;
 const pos = sliders.map(s => Math.round(s.value));
@@ -641,6 +645,7 @@ sources.forEach((src, i) => {
     src.data = {x: x, y: y};
   }
 });
+legend_items.forEach(item => { item.visible = item.renderers.some(r => r.data_source.data.y.length > 0); });
 """)
     for slider in sliders:
         slider.js_on_change("value", callback)
