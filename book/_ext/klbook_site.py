@@ -66,10 +66,12 @@ Registered in ``_config.yml`` under ``sphinx: local_extensions: {klbook_site: bo
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +217,31 @@ def _use_local_mathjax(app: Sphinx) -> None:
     loader = mathjax["loader"] = dict(mathjax.get("loader", {}))
     loader["load"] = [*(n for n in loader.get("load", []) if n != "ui/lazy"), "ui/lazy"]
     mathjax["options"] = {"lazyMargin": MATHJAX_LAZY_MARGIN, **mathjax.get("options", {})}
+
+
+def _label_proofs_in_latex(app: Sphinx) -> None:
+    """Give theorems their document's name in the PDF's labels, so that ``{prf:ref}`` links resolve.
+
+    sphinx-proof 0.4 finds a theorem's document by matching section names against the document titles,
+    which fails in the LaTeX builder's merged doctree: it wrote ``\\label{None:thm-ch8-rl-optimum}``,
+    and every reference to Theorem 8.1 was an undefined reference in the PDF. Its LaTeX visitors are
+    wrapped so that such a label takes the name of the document being written.
+    """
+    if app.builder.format != "latex":
+        return
+    handlers = app.registry.translation_handlers.get("latex", {})
+    for name, (visit, depart) in list(handlers.items()):
+        if getattr(visit, "__module__", "") == "sphinx_proof.nodes" and "enumerable" in visit.__name__:
+            handlers[name] = (functools.partial(_visit_with_docname, visit), depart)
+
+
+def _visit_with_docname(visit: Callable[[Any, Any], None], translator: Any, node: Any) -> None:
+    start = len(translator.body)
+    visit(translator, node)
+    docname = translator.curfilestack[-1] if translator.curfilestack else None
+    if docname:
+        translator.body[start:] = [part.replace("\\label{None:", "\\label{" + docname + ":")
+                                   for part in translator.body[start:]]
 
 
 def _is_thebe(asset: Any) -> bool:
@@ -498,6 +525,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_css_file("klbook-site.css")
     app.add_js_file(None, body=HOLD_TARGET)
     app.connect("builder-inited", _use_local_mathjax)
+    app.connect("builder-inited", _label_proofs_in_latex)
     app.connect("doctree-resolved", _drop_thebe_nodes, priority=999)
     app.connect("doctree-resolved", _add_other_spellings)
     app.connect("doctree-resolved", _link_glossary_terms)
