@@ -459,8 +459,11 @@ def torch_threads() -> int:
 
 
 # Threads pay only when each gets several chunks: on 4 chunks (4,096 x 64) two threads made forward +
-# backward up to 1.5x slower than one (torch's own threads, still spinning after its last operation,
-# take the cores), on 98 chunks (100,000 x 64) 1.3-1.4x faster (2 cores, 2026-12-05).
+# backward up to 1.5x slower than one, on 98 chunks (100,000 x 64) 1.3-1.4x faster (2 cores, 2026-12-05).
+# Not torch's spinning threads (the same with OMP_WAIT_POLICY=passive) nor the allocator (the same with
+# glibc's trimming off). On 8 chunks, a chain of 60 numpy multiply-adds ran 1.7x faster on two threads
+# but half_g_of_ratio 1.0x (2^14 entries a chunk) and 1.3x (2^16): its hundred operations include short
+# ones (the series runs on a subset) and the GIL is taken between any two (2026-12-06).
 MIN_CHUNKS_PER_THREAD = 4
 
 
