@@ -485,3 +485,43 @@ def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: 
     finally:
         context.close()
 
+
+
+#: At a phone's width the readouts wrap onto more lines than the height reserved for them (one line each).
+PHONE_WRAP_PX = 40
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("path", list(PAGES))
+def test_figures_keep_their_place_until_drawn(browser, base_url, path: str, width: int) -> None:
+    """Before BokehJS draws an explorable (it loads after the first screen of math), the figure's box
+    already has the height it will have, so the page does not move by half a screen when it appears;
+    if BokehJS cannot load, the box does not stay an empty gap."""
+    heights = "() => Array.from(document.querySelectorAll('div.klbook-explorable-figure'), " \
+              "f => f.getBoundingClientRect().height)"
+
+    def measure(bokeh: str) -> list[float]:
+        context = browser.new_context(viewport={"width": width, "height": 844}, service_workers="block")
+        held = []  # BokehJS requests left unanswered while the page is measured
+        answer = {"held": held.append, "failed": lambda route: route.abort(),
+                  "drawn": lambda route: route.continue_()}[bokeh]
+        context.route("**/_static/bokeh/*.js", lambda route: answer(route))
+        page = context.new_page()
+        try:
+            page.goto(urljoin(base_url, path), wait_until="load")
+            if bokeh == "drawn":
+                page.wait_for_selector("div.klbook-explorable-figure .noUi-handle", timeout=30000)
+            page.wait_for_timeout(500)
+            return page.evaluate(heights)
+        finally:
+            for route in held:
+                route.abort()
+            context.close()
+
+    drawn, reserved, failed = measure("drawn"), measure("held"), measure("failed")
+    assert drawn and all(h > 300 for h in drawn), f"{path}: explorables not drawn ({drawn})"
+    slack = 1.0 if width >= 1000 else PHONE_WRAP_PX
+    assert all(d - slack <= r <= d + 1.0 for r, d in zip(reserved, drawn)), \
+        f"{path} at {width} px: figure heights before BokehJS {reserved} px, drawn {drawn} px"
+    assert all(h < 50 for h in failed), f"{path}: an empty box of {failed} px where BokehJS failed to load"

@@ -17,6 +17,10 @@ comes near the screen, whichever is first. Measured 2026-12-05 (Chromium, local 
 cache, five alternating loads a page, load average under 1.5), median first screen of math, before ->
 after: ch3 1.46 -> 1.09 s, ch5 1.45 -> 1.10 s, ch6 1.53 -> 1.08 s, ch7 1.85 -> 1.53 s (ch1 0.84 s).
 
+Until BokehJS has drawn it, a figure's box keeps the height it will have at a laptop's width
+(``_drawn_height``, from the figure's sliders, readouts and panels): the page no longer moves by
+540-720 px when a figure appears (at 390 px readouts wrap, and the figure grows by up to ~35 px then).
+
 The LaTeX builder (PDF) shows the ``text/plain`` line beside the chapter's static figure; the reader's
 notebooks keep the stored output (its fallback sentence points to the static figure).
 
@@ -54,6 +58,9 @@ _SCRIPT_TAG = re.compile(r"^\s*<script[^>]*>")
 LOADER = """(() => {
   const sources = %(sources)s;
   let started = false;
+  // Each figure's box keeps its drawn height until BokehJS draws it (see _STYLE), unless BokehJS fails.
+  const page = document.documentElement;
+  page.classList.add('%(pending)s');
   const start = () => {
     if (started) return;
     started = true;
@@ -61,6 +68,7 @@ LOADER = """(() => {
       const s = document.createElement('script');
       s.src = src;
       s.async = false;
+      s.addEventListener('error', () => page.classList.remove('%(pending)s'));
       document.head.appendChild(s);
       return s;
     });
@@ -95,8 +103,13 @@ LOADER = """(() => {
   else afterMath();
 })();"""
 _SPEC = re.compile(r'<script type="application/vnd\.klbook\.explorable\+json">(.*?)</script>', re.DOTALL)
+#: The class the loader puts on the page while BokehJS is expected to draw the figures.
+PENDING_CLASS = "klbook-explorables-pending"
 _STYLE = (
     "<style>.klbook-explorable-figure{max-width:100%;overflow:hidden;margin:0.5rem 0 1rem}"
+    f".{PENDING_CLASS} .klbook-explorable-figure{{min-height:var(--klbook-drawn-height)}}"
+    f"html.{PENDING_CLASS}[data-theme=dark] .klbook-explorable-figure"
+    "{min-height:calc(var(--klbook-drawn-height) + 0.5rem)}"
     "html[data-theme=dark] .klbook-explorable-figure{background:#fff;color:#212529;color-scheme:light;"
     "border-radius:4px;padding:0.25rem}</style>"
 )
@@ -106,6 +119,24 @@ def _bokeh_js_dir() -> Path:
     import bokeh
 
     return Path(bokeh.__file__).parent / "server" / "static" / "js"
+
+
+#: Heights in CSS pixels of what render_bokeh lays out, as Chromium draws them at 1,280 px (2026-12-06):
+#: a slider with its title, a one-line readout, the title above an image panel. At a phone's width the
+#: readouts wrap onto more lines, so the figures are taller there, never shorter.
+SLIDER_PX, READOUT_PX, IMAGE_TITLE_PX = 47, 28, 44
+
+
+def _drawn_height(spec: dict) -> int:
+    """The height of a figure once BokehJS has drawn it at a laptop's width (a lower bound elsewhere),
+    reserved before, so that the page does not move by half a screen when it appears."""
+    height = SLIDER_PX * len(spec["sliders"]) + READOUT_PX * len(spec["readouts"])
+    for panel in spec["panels"]:
+        if panel["kind"] == "image":
+            height += 6 * len(panel["series"][0]["y"][0]) + IMAGE_TITLE_PX
+        else:
+            height += panel.get("height", 240)
+    return height
 
 
 def _render(app: Sphinx, doctree: nodes.document, docname: str) -> None:
@@ -125,6 +156,7 @@ def _render(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         script, div = render_bokeh(spec)
         script = _SCRIPT_TAG.sub(f'<script type="{INERT_TYPE}">', script, count=1)
         markup = (f'{_STYLE}<div class="klbook-explorable-figure" data-name="{spec["name"]}" '
+                  f'style="--klbook-drawn-height: {_drawn_height(spec)}px" '
                   f'role="figure" aria-label="{spec["alt"]}">{div}</div>{script}')
         raw.replace_self(nodes.raw("", markup, format="html", classes=["klbook-explorable-rendered"]))
 
@@ -135,7 +167,8 @@ def _page_assets(app: Sphinx, pagename: str, templatename: str, context: dict, d
     if any("klbook-explorable-rendered" in n.get("classes", []) for n in doctree.findall(nodes.raw)):
         sources = [context["pathto"](f"_static/{TARGET}/{name}", 1) for name in JS_FILES]
         # inside html-page-context: this page only
-        app.add_js_file(None, body=LOADER % {"sources": json.dumps(sources), "inert": INERT_TYPE})
+        app.add_js_file(None, body=LOADER % {"sources": json.dumps(sources), "inert": INERT_TYPE,
+                                             "pending": PENDING_CLASS})
 
 
 def _copy_js(app: Sphinx, exception: Exception | None) -> None:
