@@ -375,6 +375,17 @@ def test_render_shows_each_slider_position_as_its_label(build) -> None:
     assert "CustomJSTickFormatter" in script and '"show_value":false' not in script.replace(" ", "")
 
 
+def test_render_has_no_random_ids() -> None:
+    """Bokeh's random UUIDs (document, element) are replaced by names from the spec: a build gives the same
+    page every time (its other ids count models, the same in every fresh build)."""
+    spec = _small().spec()
+    script, div = render_bokeh(spec)
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    assert not uuid.search(script) and not uuid.search(div)
+    element = re.search(r'id="([^"]+)"', div).group(1)
+    assert element.startswith(f"klbook-{spec['name']}-") and element in script
+
+
 def test_render_draws_images_and_scatter_panels() -> None:
     x, y = _digits()
     script, _ = render_bokeh(beta_vae(_beta_runs(), x, y).spec())

@@ -39,6 +39,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -651,4 +652,18 @@ legend_items.forEach(item => { item.visible = item.renderers.some(r => r.data_so
         slider.js_on_change("value", callback)
     layout = column(*sliders, *readouts, *figures, sizing_mode="stretch_width",
                     name=spec["name"], css_classes=[MARKER_CLASS + "-layout"])
-    return components(layout)
+    return _stable_ids(spec["name"], *components(layout))
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _stable_ids(name: str, script: str, div: str) -> tuple[str, str]:
+    """Bokeh names a figure's document and its element by random UUIDs, so the page changed at every
+    build; they become ``klbook-<name>-<n>`` (a page's explorables have distinct names)."""
+    ids: dict[str, str] = {}
+
+    def stable(match: re.Match) -> str:
+        return ids.setdefault(match.group(0), f"klbook-{name}-{len(ids)}")
+
+    return _UUID.sub(stable, script), _UUID.sub(stable, div)
