@@ -472,8 +472,9 @@ def test_every_slider_shows_klbooks_values(browser, base_url, path: str, width: 
                         text = _shadow_text(frame.locator(".klbook-explorable-readout").nth(r))
                         assert text == readout["values"][k], (spec["name"], r, k)
                     # a legend lists exactly the curves drawn at this state (some are absent at some)
-                    wrong = [(label, listed) for label, listed, drawn in page.evaluate(_LEGEND_ITEMS)
-                             if listed != drawn]
+                    items = page.evaluate(_LEGEND_ITEMS)
+                    assert items, "no legend entries found (has BokehJS renamed its LegendItem model?)"
+                    wrong = [(label, listed) for label, listed, drawn in items if listed != drawn]
                     assert not wrong, f"{spec['name']} at state {k}: legend entries (label, listed) without or for no curve: {wrong}"
                     shown = _shadow_text(frame.locator(".klbook-explorable-readout").first)
                     for j, slider in enumerate(spec["sliders"]):
