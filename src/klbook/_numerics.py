@@ -193,7 +193,26 @@ def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None, series_limit: float = S
     ``e=None`` means s is exact. For large positive u the result is ~e^u / 2, which is representable a
     little beyond the point where e^u overflows (u ~ 709.78): it is computed as (exp(u/2)/2) * exp(u/2).
     ``series_limit`` is passed to :func:`half_g_moderate`.
+
+    float64 numpy arrays take the compiled loop of :mod:`klbook._kernels` for |s| <= MODERATE_LIMIT
+    with the default series limit (the same operations in one pass), the branches beyond as here.
     """
+    if series_limit == SERIES_LIMIT and _compilable(s, *(() if e is None else (e,))):
+        from . import _kernels
+
+        value, kind = _kernels.half_g_of_exact_diff(s, e, xp.expm1)
+        if kind is None:
+            return value
+        e = 0.0 if e is None else e
+        big = functools.partial(_half_g_big, xp)
+        value = overwrite_where(xp, kind == _kernels.BIG, value, big, (s, 2 * MODERATE_LIMIT), (e, 0.0))
+        negative = functools.partial(_half_g_negative, xp)
+        return overwrite_where(xp, kind == _kernels.NEGATIVE, value, negative, (s, -2 * MODERATE_LIMIT), (e, 0.0))
+    return _half_g_of_exact_diff_by_passes(xp, s, e, series_limit)
+
+
+def _half_g_of_exact_diff_by_passes(xp: Any, s: Any, e: Any | None, series_limit: float) -> Any:
+    """:func:`half_g_of_exact_diff` by array operations (any namespace, autograd included)."""
     moderate = xp.abs(s) <= MODERATE_LIMIT
     # d/du of (e^u - 1 - u)/2 is expm1(u)/2 = (e^u - 1 - u)/2 + u/2: a first-order correction for the
     # low part e from the value itself, without another pass of expm1. The correction is below ~2 ULP
@@ -243,7 +262,37 @@ def half_g_of_ratio(xp: Any, a: Any, b: Any) -> Any:
     (:func:`half_g_of_exact_diff`), elsewhere (r^2 - 1) - ln r^2, which cancels by at most a factor ~4
     there. Rounding u = 2 log(r) once and evaluating (e^u - 1 - u) / 2 instead reaches 5 ULP: the
     result's sensitivity to u grows to ~4.3 at u = 4. Beyond, r^2 / 2 - 1/2 - log r.
+
+    float64 numpy arrays (chunks of CPU tensors included) take the compiled loops of
+    :mod:`klbook._kernels` for the entries of the common case: the same operations in one pass.
     """
+    if _compilable(a, b):
+        from . import _kernels
+
+        value, kind = _kernels.half_g_of_ratio(a, b, xp.log1p)
+        if kind is None:
+            return value
+        far = functools.partial(_half_g_of_normal_far_ratio, xp)
+        value = overwrite_where(xp, kind == _kernels.FAR_RATIO, value, far, (a, 1.0), (b, 1.0))
+        general = functools.partial(_half_g_of_ratio_by_passes, xp)
+        return overwrite_where(xp, kind == _kernels.OTHER, value, general, (a, 1.0), (b, 1.0))
+    return _half_g_of_ratio_by_passes(xp, a, b)
+
+
+def _half_g_of_normal_far_ratio(xp: Any, a: Any, b: Any) -> Any:
+    """:func:`_half_g_of_far_ratio` where r = a / b is a normal float (so log_ratio is log(r))."""
+    ratio = a / b
+    return (0.5 * ratio) * ratio - 0.5 - xp.log(ratio)
+
+
+def _compilable(*arrays: Any) -> bool:
+    """True for float64 numpy arrays of one shape, which the loops of :mod:`klbook._kernels` take."""
+    shape = np.shape(arrays[0])
+    return all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape for a in arrays)
+
+
+def _half_g_of_ratio_by_passes(xp: Any, a: Any, b: Any) -> Any:
+    """:func:`half_g_of_ratio` by array operations (any namespace, autograd included)."""
     ratio = a / b
     moderate = (ratio >= _MODERATE_RATIOS[0]) & (ratio <= _MODERATE_RATIOS[1])
     if all_true(xp, moderate):
