@@ -171,3 +171,204 @@ def half_g_of_exact_diff(
     rare = _half_g_of_moderate_diff(s_flat, e_flat, e is not None, expm1_s, out, kind)
     shape = np.shape(s)
     return out.reshape(shape), (kind.reshape(shape) if rare else None)
+
+
+# Inputs narrower than float64 (float32 chunks of CPU tensors): the short float64 formulas of
+# klbook.gaussian's narrow kernels, the same operations, with log, exp and expm1 applied by the caller
+# between the loops. Each returns twice the KL term (as those do).
+
+
+@_compile
+def _narrow_g(u: float, expm1_u: float, series_limit: float) -> float:
+    """e^u - 1 - u for a float64 u from a narrow input (klbook.gaussian._narrow_g)."""
+    series = u * u * (0.5 + u * (1.0 / 6.0 + u * (1.0 / 24.0)))
+    return series if abs(u) < series_limit else expm1_u - u
+
+
+@_compile
+def _narrow_sigma_ratio(sigma_p: np.ndarray, sigma_q: np.ndarray, ratio: np.ndarray) -> None:
+    for i in range(ratio.size):
+        ratio[i] = np.float64(sigma_p[i]) * (1.0 / np.float64(sigma_q[i]))
+
+
+@_compile
+def _twice_narrow_normal_terms(
+    mu_p: np.ndarray, mu_q: np.ndarray, sigma_q: np.ndarray, u: np.ndarray, expm1_u: np.ndarray,
+    series_limit: float, out: np.ndarray,
+) -> None:
+    for i in range(out.size):
+        z = (np.float64(mu_p[i]) - np.float64(mu_q[i])) * (1.0 / np.float64(sigma_q[i]))
+        out[i] = _narrow_g(u[i], expm1_u[i], series_limit) + z * z
+
+
+def twice_narrow_normal_terms(
+    mu_p: np.ndarray, sigma_p: np.ndarray, mu_q: np.ndarray, sigma_q: np.ndarray,
+    log: Callable[[np.ndarray], Any], expm1: Callable[[np.ndarray], Any], series_limit: float,
+) -> np.ndarray:
+    """g(2 ln(sigma_p / sigma_q)) + ((mu_p - mu_q) / sigma_q)^2 in float64, g(u) = e^u - 1 - u, for
+    narrow arrays of one shape (klbook.gaussian._twice_normal_terms_narrow)."""
+    flat = [np.ravel(a) for a in (mu_p, sigma_p, mu_q, sigma_q)]
+    ratio = np.empty(flat[0].shape)
+    _narrow_sigma_ratio(flat[1], flat[3], ratio)
+    u = 2.0 * np.asarray(log(ratio), dtype=np.float64)
+    out = np.empty_like(ratio)
+    _twice_narrow_normal_terms(flat[0], flat[2], flat[3], u, np.asarray(expm1(u), dtype=np.float64), series_limit, out)
+    return out.reshape(np.shape(mu_p))
+
+
+@_compile
+def _narrow_log_variance_parts(
+    logvar_p: np.ndarray, logvar_q: np.ndarray, clip: float, u: np.ndarray, half: np.ndarray
+) -> None:
+    for i in range(u.size):
+        p, q = np.float64(logvar_p[i]), np.float64(logvar_q[i])
+        u[i] = p - q
+        half[i] = -0.5 * max(q, clip)
+
+
+@_compile
+def _twice_narrow_diag_terms(
+    mu_p: np.ndarray, mu_q: np.ndarray, exp_half: np.ndarray, u: np.ndarray, expm1_u: np.ndarray,
+    series_limit: float, out: np.ndarray,
+) -> None:
+    for i in range(out.size):
+        z = (np.float64(mu_p[i]) - np.float64(mu_q[i])) * exp_half[i]
+        out[i] = _narrow_g(u[i], expm1_u[i], series_limit) + z * z
+
+
+def twice_narrow_diag_terms(
+    mu_p: np.ndarray, logvar_p: np.ndarray, mu_q: np.ndarray, logvar_q: np.ndarray,
+    exp: Callable[[np.ndarray], Any], expm1: Callable[[np.ndarray], Any], series_limit: float, clip: float,
+) -> np.ndarray:
+    """g(logvar_p - logvar_q) + ((mu_p - mu_q) e^{-max(logvar_q, clip) / 2})^2 in float64 for narrow
+    arrays of one shape (klbook.gaussian._twice_diag_terms_narrow)."""
+    flat = [np.ravel(a) for a in (mu_p, logvar_p, mu_q, logvar_q)]
+    u, half = np.empty(flat[0].shape), np.empty(flat[0].shape)
+    _narrow_log_variance_parts(flat[1], flat[3], clip, u, half)
+    out = np.empty_like(u)
+    exp_half, expm1_u = (np.asarray(f(x), dtype=np.float64) for f, x in ((exp, half), (expm1, u)))
+    _twice_narrow_diag_terms(flat[0], flat[2], exp_half, u, expm1_u, series_limit, out)
+    return out.reshape(np.shape(mu_p))
+
+
+@_compile
+def _twice_narrow_std_terms(mu: np.ndarray, u: np.ndarray, expm1_u: np.ndarray, series_limit: float, out: np.ndarray) -> None:
+    for i in range(out.size):
+        m = np.float64(mu[i])
+        out[i] = _narrow_g(u[i], expm1_u[i], series_limit) + m * m
+
+
+def twice_narrow_std_terms(
+    mu: np.ndarray, logvar: np.ndarray, expm1: Callable[[np.ndarray], Any], series_limit: float
+) -> np.ndarray:
+    """g(logvar) + mu^2 in float64 for narrow arrays of one shape (klbook.gaussian._std_normal_kl_narrow)."""
+    u = np.ravel(logvar).astype(np.float64)
+    out = np.empty_like(u)
+    _twice_narrow_std_terms(np.ravel(mu), u, np.asarray(expm1(u), dtype=np.float64), series_limit, out)
+    return out.reshape(np.shape(mu))
+
+
+# The closed-form gradients of klbook.gaussian (_normal_gradient, _diag_gradient, _std_normal_gradient),
+# float64 results for float64 or narrow inputs. Where an entry needs a branch the loops do not take (a
+# mean difference that overflows, u > 700, logvar_q <= -1400) they return None and the caller uses the
+# array operations for the chunk.
+_EXPM1_LIMIT = 700.0
+_LOGVAR_Q_FLOOR = -1400.0
+
+
+def _flat_gradient(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The incoming gradient as a flat array of one entry per element of ``shape`` (it may be broadcast
+    to it, or be of its size in another shape: the output of a 0-d result is returned as 1-d)."""
+    if np.size(grad) == math.prod(shape):
+        return np.ravel(grad)
+    return np.ravel(np.broadcast_to(grad, shape))
+
+
+@_compile
+def _normal_gradient(
+    grad: np.ndarray, mu_p: np.ndarray, sigma_p: np.ndarray, mu_q: np.ndarray, sigma_q: np.ndarray,
+    narrow: bool, d_mu_p: np.ndarray, d_sigma_p: np.ndarray, d_mu_q: np.ndarray, d_sigma_q: np.ndarray,
+) -> bool:
+    finite = True
+    for i in range(d_mu_p.size):
+        g, sp, sq = np.float64(grad[i]), np.float64(sigma_p[i]), np.float64(sigma_q[i])
+        diff, d = np.float64(mu_p[i]) - np.float64(mu_q[i]), sp - sq
+        if narrow:
+            inv_sigma_q = 1.0 / sq
+            z, grad_over_sigma_q, r_minus_1 = diff * inv_sigma_q, g * inv_sigma_q, d * inv_sigma_q
+        else:
+            z, grad_over_sigma_q, r_minus_1 = diff / sq, g / sq, d / sq
+        finite &= abs(z) <= _HUGE
+        dsp = grad_over_sigma_q * (r_minus_1 + d / sp)
+        grad_z = grad_over_sigma_q * z
+        d_mu_p[i], d_sigma_p[i], d_mu_q[i] = grad_z, dsp, -grad_z
+        d_sigma_q[i] = -(dsp * (r_minus_1 + 1.0) + grad_z * z)
+    return finite
+
+
+def normal_gradient(grad: np.ndarray, *arrays: np.ndarray, narrow: bool) -> tuple[np.ndarray, ...] | None:
+    """klbook.gaussian._normal_gradient (mu_p, sigma_p, mu_q, sigma_q), or None (see above)."""
+    shape = np.shape(arrays[0])
+    flat = [np.ravel(a) for a in arrays]
+    parts = [np.empty(flat[0].shape) for _ in range(4)]
+    if not _normal_gradient(_flat_gradient(grad, shape), *flat, narrow, *parts):
+        return None
+    return tuple(p.reshape(shape) for p in parts)
+
+
+@_compile
+def _diag_gradient_parts(
+    logvar_p: np.ndarray, logvar_q: np.ndarray, narrow: bool, s: np.ndarray, e: np.ndarray, half: np.ndarray
+) -> bool:
+    """s + e = logvar_p - logvar_q (e = 0 for narrow inputs, whose difference is exact) and
+    -logvar_q / 2; False if an entry needs a branch the loops do not take."""
+    plain = True
+    for i in range(s.size):
+        p, q = np.float64(logvar_p[i]), np.float64(logvar_q[i])
+        si = p - q
+        bb = si - p
+        s[i], e[i], half[i] = si, 0.0 if narrow else (p - (si - bb)) - (q + bb), -0.5 * q
+        plain &= (si <= _EXPM1_LIMIT) & (q > _LOGVAR_Q_FLOOR)
+    return plain
+
+
+@_compile
+def _diag_gradient(
+    grad: np.ndarray, mu_p: np.ndarray, mu_q: np.ndarray, e: np.ndarray, expm1_s: np.ndarray,
+    inv_sigma_q: np.ndarray, narrow: bool,
+    d_mu_p: np.ndarray, d_logvar_p: np.ndarray, d_mu_q: np.ndarray, d_logvar_q: np.ndarray,
+) -> bool:
+    finite = True
+    rows, width = d_mu_p.shape
+    for r in range(rows):
+        g = np.float64(grad[r])
+        for j in range(width):
+            half_expm1 = 0.5 * expm1_s[r, j]
+            # _half_expm1: with the low part e for float64 inputs, without it for narrow ones
+            d_lp = g * (0.5 * expm1_s[r, j] if narrow else half_expm1 + (0.5 + half_expm1) * e[r, j])
+            z = (np.float64(mu_p[r, j]) - np.float64(mu_q[r, j])) * inv_sigma_q[r, j]
+            finite &= abs(z) <= _HUGE
+            grad_z = g * z
+            dmp = grad_z * inv_sigma_q[r, j]
+            d_mu_p[r, j], d_logvar_p[r, j], d_mu_q[r, j] = dmp, d_lp, -dmp
+            d_logvar_q[r, j] = (-0.5 * grad_z) * z - d_lp
+    return finite
+
+
+def diag_gradient(
+    grad: np.ndarray, mu_p: np.ndarray, logvar_p: np.ndarray, mu_q: np.ndarray, logvar_q: np.ndarray, *,
+    narrow: bool, exp: Callable[[np.ndarray], Any], expm1: Callable[[np.ndarray], Any],
+) -> tuple[np.ndarray, ...] | None:
+    """klbook.gaussian._diag_gradient (the last axis is the latent one; ``grad`` has length 1 there),
+    or None (see above)."""
+    shape = np.shape(mu_p)
+    rows = [np.reshape(a, (-1, shape[-1])) for a in (mu_p, logvar_p, mu_q, logvar_q)]
+    s, e, half = (np.empty(rows[0].shape) for _ in range(3))
+    if not _diag_gradient_parts(rows[1].ravel(), rows[3].ravel(), narrow, s.ravel(), e.ravel(), half.ravel()):
+        return None
+    expm1_s, inv_sigma_q = (np.asarray(f(x), dtype=np.float64) for f, x in ((expm1, s), (exp, half)))
+    parts = [np.empty(rows[0].shape) for _ in range(4)]
+    row_grad = _flat_gradient(grad, shape[:-1] + (1,))
+    if not _diag_gradient(row_grad, rows[0], rows[2], e, expm1_s, inv_sigma_q, narrow, *parts):
+        return None
+    return tuple(p.reshape(shape) for p in parts)

@@ -44,6 +44,7 @@ from ._numerics import (
     half_g_of_ratio,
     half_square,
     overwrite_where,
+    takes_compiled_loops,
     two_diff,
     where_safe,
 )
@@ -76,6 +77,7 @@ def _scaled_difference(xp: Any, mu_p: Any, mu_q: Any, scale_q: Any, *, inverse: 
 # far less), a small fraction of the narrow dtype's ULP, so the result rounded once is within 1 ULP. They skip the exact-difference machinery the float64 path needs, and convert chunk by chunk,
 # which is what makes them fast.
 NARROW_SERIES_LIMIT = 2.0**-10
+NARROW_LOGVAR_CLIP = -1400.0  # see _twice_diag_terms_narrow
 
 
 def _narrow_g(xp: Any, u: Any) -> Any:
@@ -108,23 +110,43 @@ def _twice_diag_terms_narrow(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logva
     # exp(-logvar_q / 2) overflows float64 below logvar_q = -1419. Below -1400 any nonzero mean
     # difference (>= 1e-45 in a narrow dtype) makes the term exceed every narrow dtype's range, so the
     # clipped value still gives inf there, and 0 for equal means (where an inf would make 0 * inf = NaN).
-    z = (mu_p - mu_q) * xp.exp(-0.5 * xp.clip(logvar_q, min=-1400.0))
+    z = (mu_p - mu_q) * xp.exp(-0.5 * xp.clip(logvar_q, min=NARROW_LOGVAR_CLIP))
     return _narrow_g(xp, logvar_p - logvar_q) + z * z
 
 
+# float32 numpy arrays (chunks of CPU tensors) take klbook._kernels' loops, which perform the same
+# operations in a few passes (tests/test_kernels.py checks that the results are bit-identical).
+
+
 def _normal_terms_narrow(xp: Any, *arrays: Any) -> Any:
-    twice = _twice_normal_terms_narrow(xp, *_float64(xp, arrays))
+    if takes_compiled_loops(*arrays, dtype=np.float32):
+        from . import _kernels
+
+        twice = _kernels.twice_narrow_normal_terms(*arrays, xp.log, xp.expm1, NARROW_SERIES_LIMIT)
+    else:
+        twice = _twice_normal_terms_narrow(xp, *_float64(xp, arrays))
     return xp.astype(0.5 * twice, arrays[0].dtype)
 
 
 def _diag_kl_narrow(xp: Any, *arrays: Any) -> Any:
-    twice = _twice_diag_terms_narrow(xp, *_float64(xp, arrays))
+    if takes_compiled_loops(*arrays, dtype=np.float32):
+        from . import _kernels
+
+        twice = _kernels.twice_narrow_diag_terms(*arrays, xp.exp, xp.expm1, NARROW_SERIES_LIMIT, NARROW_LOGVAR_CLIP)
+    else:
+        twice = _twice_diag_terms_narrow(xp, *_float64(xp, arrays))
     return xp.astype(0.5 * xp.sum(twice, axis=-1), arrays[0].dtype)
 
 
 def _std_normal_kl_narrow(xp: Any, mu: Any, logvar: Any) -> Any:
-    mu64, logvar64 = _float64(xp, (mu, logvar))
-    return xp.astype(0.5 * xp.sum(_narrow_g(xp, logvar64) + mu64 * mu64, axis=-1), mu.dtype)
+    if takes_compiled_loops(mu, logvar, dtype=np.float32):
+        from . import _kernels
+
+        twice = _kernels.twice_narrow_std_terms(mu, logvar, xp.expm1, NARROW_SERIES_LIMIT)
+    else:
+        mu64, logvar64 = _float64(xp, (mu, logvar))
+        twice = _narrow_g(xp, logvar64) + mu64 * mu64
+    return xp.astype(0.5 * xp.sum(twice, axis=-1), mu.dtype)
 
 
 def _float64(xp: Any, arrays: Any) -> list[Any]:
@@ -174,6 +196,17 @@ def _half_expm1(xp: Any, s: Any, e: Any | None) -> Any:
     return xp.where(big, big_value, value)
 
 
+def _gradient_takes_compiled_loops(grad: Any, *arrays: Any) -> bool:
+    """True for numpy arrays (chunks of CPU tensors) of float32 or float64, which klbook._kernels'
+    gradient loops take (performing the same operations; tests/test_kernels.py)."""
+    dtype = getattr(arrays[0], "dtype", None)
+    return (
+        isinstance(grad, np.ndarray)
+        and dtype in (np.float32, np.float64)
+        and takes_compiled_loops(*arrays, dtype=dtype)
+    )
+
+
 def _std_normal_gradient(xp: Any, grad: Any, mu: Any, logvar: Any) -> tuple[Any, Any]:
     grad, mu, logvar = _float64(xp, (grad, mu, logvar))
     return grad * mu, grad * _half_expm1(xp, logvar, None)
@@ -181,6 +214,12 @@ def _std_normal_gradient(xp: Any, grad: Any, mu: Any, logvar: Any) -> tuple[Any,
 
 def _diag_gradient(xp: Any, grad: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> tuple[Any, ...]:
     narrow = is_narrow(mu_p)
+    if _gradient_takes_compiled_loops(grad, mu_p, logvar_p, mu_q, logvar_q):
+        from . import _kernels
+
+        parts = _kernels.diag_gradient(grad, mu_p, logvar_p, mu_q, logvar_q, narrow=narrow, exp=xp.exp, expm1=xp.expm1)
+        if parts is not None:
+            return parts
     grad, mu_p, logvar_p, mu_q, logvar_q = _float64(xp, (grad, mu_p, logvar_p, mu_q, logvar_q))
     # Differences of narrow inputs are exact in float64 (and cannot overflow); float64 ones are carried
     # with their rounding error.
@@ -200,6 +239,12 @@ def _diag_gradient(xp: Any, grad: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logv
 
 def _normal_gradient(xp: Any, grad: Any, mu_p: Any, sigma_p: Any, mu_q: Any, sigma_q: Any) -> tuple[Any, ...]:
     narrow = is_narrow(mu_p)
+    if _gradient_takes_compiled_loops(grad, mu_p, sigma_p, mu_q, sigma_q):
+        from . import _kernels
+
+        parts = _kernels.normal_gradient(grad, mu_p, sigma_p, mu_q, sigma_q, narrow=narrow)
+        if parts is not None:
+            return parts
     grad, mu_p, sigma_p, mu_q, sigma_q = _float64(xp, (grad, mu_p, sigma_p, mu_q, sigma_q))
     if narrow:  # 1/sigma_q of a narrow float is finite, and one more rounding is far below its ULP
         inv_sigma_q = 1.0 / sigma_q
