@@ -165,3 +165,16 @@ def test_gradient_loops_leave_rare_entries_to_the_array_operations():
     assert _kernels.diag_gradient(ones[:, :1], ones, 800.0 * ones, ones, ones, narrow=False, exp=np.exp, expm1=np.expm1) is None
     huge = np.full(3, 1e308)
     assert _kernels.normal_gradient(np.ones(3), huge, np.ones(3), -huge, np.ones(3), narrow=False) is None
+
+
+def test_mean_term_is_bit_identical_to_the_array_operations():
+    rng = np.random.default_rng(4)
+    values = _narrow_inputs(2)
+    mu_p, mu_q = (values[k].astype(np.float64) * (1.0 + 1e-9 * rng.uniform(-1, 1, values[k].size)) for k in ("mu_p", "mu_q"))
+    mu_q[:2_000] = mu_p[:2_000]  # equal means: a term of 0 without evaluating exp(logvar_q / 2)
+    logvar_q = rng.uniform(-60, 60, mu_p.size)
+    compiled = _kernels.half_square_of_scaled_difference(mu_p, mu_q, logvar_q, _torch_function("exp"))
+    by_passes = gaussian._half_square_of_scaled_difference(torch_xp, *map(torch.from_numpy, (mu_p, mu_q, logvar_q)))
+    np.testing.assert_array_equal(compiled, by_passes.numpy())
+    overflowing = _kernels.half_square_of_scaled_difference(np.ones(2), np.zeros(2), np.array([0.0, -1_500.0]), np.exp)
+    assert overflowing is None  # left to the array operations, which give the same inf

@@ -372,3 +372,34 @@ def diag_gradient(
     if not _diag_gradient(row_grad, rows[0], rows[2], e, expm1_s, inv_sigma_q, narrow, *parts):
         return None
     return tuple(p.reshape(shape) for p in parts)
+
+
+@_compile
+def _half_log_variance_where_means_differ(mu_p: np.ndarray, mu_q: np.ndarray, logvar_q: np.ndarray, half: np.ndarray) -> None:
+    for i in range(half.size):
+        half[i] = 0.5 * (logvar_q[i] if mu_p[i] != mu_q[i] else 0.0)
+
+
+@_compile
+def _half_square_of_scaled_difference(
+    mu_p: np.ndarray, mu_q: np.ndarray, sigma_q: np.ndarray, out: np.ndarray
+) -> bool:
+    finite = True
+    for i in range(out.size):
+        z = 0.0 if mu_p[i] == mu_q[i] else (mu_p[i] - mu_q[i]) / sigma_q[i]
+        finite &= abs(z) <= _HUGE
+        out[i] = (0.5 * z) * z
+    return finite
+
+
+def half_square_of_scaled_difference(
+    mu_p: np.ndarray, mu_q: np.ndarray, logvar_q: np.ndarray, exp: Callable[[np.ndarray], Any]
+) -> np.ndarray | None:
+    """((mu_p - mu_q) / e^{logvar_q / 2})^2 / 2 (0 where the means are equal) for float64 arrays of one
+    shape (klbook.gaussian._diag_terms), or None where a quotient overflows (see above)."""
+    flat = [np.ravel(a) for a in (mu_p, mu_q, logvar_q)]
+    half, out = np.empty(flat[0].shape), np.empty(flat[0].shape)
+    _half_log_variance_where_means_differ(*flat, half)
+    if not _half_square_of_scaled_difference(flat[0], flat[1], np.asarray(exp(half), dtype=np.float64), out):
+        return None
+    return out.reshape(np.shape(mu_p))

@@ -157,13 +157,22 @@ def _float64(xp: Any, arrays: Any) -> list[Any]:
 def _diag_terms(xp: Any, mu_p: Any, logvar_p: Any, mu_q: Any, logvar_q: Any) -> Any:
     """Per-dimension KL terms of diagonal Gaussians given by log-variances (all >= 0)."""
     s, e = two_diff(logvar_p, logvar_q)
-    variance_term = half_g_of_exact_diff(xp, s, e)
-    # (mu_p - mu_q)^2 / sigma_q^2 = ((mu_p - mu_q) / exp(logvar_q / 2))^2; halving logvar is exact.
-    # Where the means are equal the exponential is skipped: it may overflow where the term is 0.
+    return half_g_of_exact_diff(xp, s, e) + _half_square_of_scaled_difference(xp, mu_p, mu_q, logvar_q)
+
+
+def _half_square_of_scaled_difference(xp: Any, mu_p: Any, mu_q: Any, logvar_q: Any) -> Any:
+    """(mu_p - mu_q)^2 / sigma_q^2 / 2 = ((mu_p - mu_q) / exp(logvar_q / 2))^2 / 2; halving logvar is
+    exact. Where the means are equal the exponential is skipped: it may overflow where the term is 0."""
+    if takes_compiled_loops(mu_p, mu_q, logvar_q):
+        from . import _kernels
+
+        value = _kernels.half_square_of_scaled_difference(mu_p, mu_q, logvar_q, xp.exp)
+        if value is not None:
+            return value
     equal = mu_p == mu_q
     sigma_q = xp.exp(0.5 * where_safe(xp, ~equal, logvar_q, 0.0))
     z = xp.where(equal, xp.zeros_like(mu_p), _scaled_difference(xp, mu_p, mu_q, sigma_q))
-    return variance_term + half_square(z)
+    return half_square(z)
 
 
 def _check_vector(name: str, x: Any) -> None:
