@@ -45,7 +45,15 @@ BIG, NEGATIVE = 1, 2
 _MODERATE_LIMIT = 4.0
 _TINY, _HUGE = float(np.finfo(np.float64).tiny), float(np.finfo(np.float64).max)
 
-_compile = numba.njit(nogil=True, error_model="numpy", cache=True)
+
+
+def _compile(function: Callable[..., Any]) -> Any:
+    """Compile ``function`` on first use, caching the machine code next to this file (or in numba's
+    user-wide cache) so that later processes load it instead of compiling again (~1 s a function)."""
+    try:
+        return numba.njit(nogil=True, error_model="numpy", cache=True)(function)
+    except RuntimeError:  # no writable cache location: compile in every process instead
+        return numba.njit(nogil=True, error_model="numpy")(function)
 
 
 @_compile
