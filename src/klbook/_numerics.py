@@ -16,6 +16,11 @@ near sigma = 1, ``1 + logvar - exp(logvar)`` near logvar = 0). Here:
 
 All functions take the array namespace ``xp`` and float64 arrays, and are written so that autograd
 gradients stay finite: a branch that is not selected is fed a harmless value, never inf or NaN.
+
+On float64 numpy arrays (chunks of CPU tensors included) ``half_g_of_ratio`` and ``half_g_of_exact_diff``
+hand their common case to compiled loops (:mod:`klbook._kernels`) that perform the same operations in
+the same order, so the results are bit-identical (``tests/test_kernels.py``); the array operations here
+remain the definition, and the path of torch tensors on the autograd graph and off the CPU.
 """
 
 from __future__ import annotations
@@ -197,7 +202,7 @@ def half_g_of_exact_diff(xp: Any, s: Any, e: Any | None, series_limit: float = S
     float64 numpy arrays take the compiled loop of :mod:`klbook._kernels` for |s| <= MODERATE_LIMIT
     with the default series limit (the same operations in one pass), the branches beyond as here.
     """
-    if series_limit == SERIES_LIMIT and _compilable(s, *(() if e is None else (e,))):
+    if series_limit == SERIES_LIMIT and takes_compiled_loops(s, *(() if e is None else (e,))):
         from . import _kernels
 
         value, kind = _kernels.half_g_of_exact_diff(s, e, xp.expm1)
@@ -266,7 +271,7 @@ def half_g_of_ratio(xp: Any, a: Any, b: Any) -> Any:
     float64 numpy arrays (chunks of CPU tensors included) take the compiled loops of
     :mod:`klbook._kernels` for the entries of the common case: the same operations in one pass.
     """
-    if _compilable(a, b):
+    if takes_compiled_loops(a, b):
         from . import _kernels
 
         value, kind = _kernels.half_g_of_ratio(a, b, xp.log1p)
@@ -285,10 +290,10 @@ def _half_g_of_normal_far_ratio(xp: Any, a: Any, b: Any) -> Any:
     return (0.5 * ratio) * ratio - 0.5 - xp.log(ratio)
 
 
-def _compilable(*arrays: Any) -> bool:
-    """True for float64 numpy arrays of one shape, which the loops of :mod:`klbook._kernels` take."""
+def takes_compiled_loops(*arrays: Any, dtype: Any = np.float64) -> bool:
+    """True for numpy arrays of ``dtype`` and one shape, which the loops of :mod:`klbook._kernels` take."""
     shape = np.shape(arrays[0])
-    return all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape for a in arrays)
+    return all(isinstance(a, np.ndarray) and a.dtype == dtype and a.shape == shape for a in arrays)
 
 
 def _half_g_of_ratio_by_passes(xp: Any, a: Any, b: Any) -> Any:
