@@ -310,7 +310,8 @@ def in_chunks(
 ) -> Any:
     """``fn(xp, *arrays)`` (elementwise, or reducing the last axis) for same-shaped ``arrays``, chunk by chunk.
 
-    The closed forms make dozens of passes over their inputs; on large batches each pass would stream
+    The closed forms make several passes over their inputs (dozens where they are array operations,
+    a few where :mod:`klbook._kernels` compiles them into loops); on large batches each pass would stream
     fresh temporaries through memory. Chunks keep them in cache. The result is the same as
     ``fn(xp, *arrays)`` (each element is computed by the same operations).
 
@@ -481,7 +482,9 @@ def torch_threads() -> int:
 # Not torch's spinning threads (the same with OMP_WAIT_POLICY=passive) nor the allocator (the same with
 # glibc's trimming off). On 8 chunks, a chain of 60 numpy multiply-adds ran 1.7x faster on two threads
 # but half_g_of_ratio 1.0x (2^14 entries a chunk) and 1.3x (2^16): its hundred operations include short
-# ones (the series runs on a subset) and the GIL is taken between any two (2026-12-06).
+# ones (the series runs on a subset) and the GIL is taken between any two (2026-12-06). With those
+# operations compiled into a few loops (klbook._kernels), two chunks per thread were no faster than four
+# at 4,096 x 64 (two runs each, within their noise of 10-20 %, 2026-12-06).
 MIN_CHUNKS_PER_THREAD = 4
 
 
