@@ -15,6 +15,7 @@ Run with ``make benchmark`` (or ``python benchmarks/accuracy_speed.py``). Writes
 * Whether a cheap error bound could let ``kl_mvn`` skip the correction (``benchmarks/mvn_error_bound.py``).
 * Forward + backward passes beside torch.distributions (``benchmarks/gradient_speed.py``).
 * A whole VAE training step with either library's KL term (``benchmarks/training_step.py``).
+* The first call in a fresh process, which compiles klbook's loops or loads them (``benchmarks/first_call.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import klbook
 import klbook._mvn
 import gradient_speed  # benchmarks/gradient_speed.py: the forward + backward section
 import training_step  # benchmarks/training_step.py: a whole VAE training step
+import first_call  # benchmarks/first_call.py: compiling klbook's loops
 from _results import cpu_name  # benchmarks/_results.py
 from klbook.accuracy import accuracy_table, format_table, hard_grids, reference_kl_mvn, ulp_error
 
@@ -236,6 +238,7 @@ of at most twice the time of `torch.distributions`: within 4 ULP was the require
     text += "\n" + mvn_error_bound.section(pairs=100, size=args.size) + "\n"
     text += "\n" + gradient_speed.section(repeats=max(3, args.repeats // 2)) + "\n"
     text += "\n" + training_step.section() + "\n"
+    text += "\n" + first_call.section() + "\n"
     print(text)
     if not args.no_write:
         RESULTS.write_text(text)
