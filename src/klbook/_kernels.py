@@ -2,18 +2,22 @@
 
 :mod:`klbook._numerics` writes each building block as array operations, one pass over the data per
 operation: a double-double evaluation of (r^2 - 1 - ln r^2) / 2 takes about seventy such passes, and on
-a batch of 4,096 x 64 they cost twice what ``torch.distributions`` takes for its whole forward and
-backward pass. Here the same operations, in the same order, run in one loop over the entries, with no
-temporaries; numba compiles the loop for the CPU at hand (SIMD included) on first use and caches it.
+a batch of 4,096 x 64 they took twice what ``torch.distributions`` takes for its whole forward and
+backward pass (2026-12-05). Here the same operations, in the same order, run in one loop over the
+entries, with no temporaries; numba compiles the loop for the CPU at hand (SIMD included) on first use
+and caches it.
 
-The loops hold no branch: both sides of a choice are computed and one is selected, which lets the
-compiler vectorise them. They cover the entries that the common case handles and report how many
+The loops do not branch on the data: both sides of a choice are computed and one is selected, which
+lets the compiler vectorise them. They cover the entries that the common case handles and report how many
 others there are (extreme ratios, scales near the float64 range); the caller evaluates those few with
 the array operations of :mod:`klbook._numerics`. ``log1p`` is applied between two loops by the caller's
 array namespace (vectorised in torch, see :func:`klbook._array.numpy_for_torch_views`).
 
 No operation is contracted into a fused multiply-add (numba passes no fast-math flags unless asked),
-so Dekker's products stay exact and the results are the same on every x86-64 and ARM CPU.
+so Dekker's products stay exact and what the loops compute does not depend on the CPU; the functions
+applied between them (torch's or numpy's ``exp``, ``expm1``, ``log``, ``log1p``) may differ in the last
+bit between CPUs, as they do for the array operations. ``tests/test_kernels.py`` checks that the results
+are bit-identical to the array operations'.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ COMMON, FAR_RATIO, OTHER = 0, 1, 2
 BIG, NEGATIVE = 1, 2
 _MODERATE_LIMIT = 4.0
 _TINY, _HUGE = float(np.finfo(np.float64).tiny), float(np.finfo(np.float64).max)
-
 
 
 def _compile(function: Callable[..., Any]) -> Any:
@@ -276,8 +279,8 @@ def twice_narrow_std_terms(
     return out.reshape(np.shape(mu))
 
 
-# The closed-form gradients of klbook.gaussian (_normal_gradient, _diag_gradient, _std_normal_gradient),
-# float64 results for float64 or narrow inputs. Where an entry needs a branch the loops do not take (a
+# The closed-form gradients of klbook.gaussian (_normal_gradient, _diag_gradient), float64 results for
+# float64 or narrow inputs. Where an entry needs a branch the loops do not take (a
 # mean difference that overflows, u > 700, logvar_q <= -1400) they return None and the caller uses the
 # array operations for the chunk.
 _EXPM1_LIMIT = 700.0
