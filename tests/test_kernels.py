@@ -1,4 +1,5 @@
-"""klbook._kernels: the compiled loops compute what the array operations of klbook._numerics compute."""
+"""klbook._kernels: the compiled loops compute what the array operations of klbook._numerics and
+klbook.gaussian compute, bit for bit."""
 
 import numpy as np
 import pytest

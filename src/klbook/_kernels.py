@@ -197,18 +197,21 @@ def _narrow_g(u: float, expm1_u: float, series_limit: float) -> float:
 
 
 @_compile
-def _narrow_sigma_ratio(sigma_p: np.ndarray, sigma_q: np.ndarray, ratio: np.ndarray) -> None:
+def _narrow_sigma_ratio(sigma_p: np.ndarray, sigma_q: np.ndarray, ratio: np.ndarray, inv_sigma_q: np.ndarray) -> None:
     for i in range(ratio.size):
-        ratio[i] = np.float64(sigma_p[i]) * (1.0 / np.float64(sigma_q[i]))
+        inv = 1.0 / np.float64(sigma_q[i])
+        ratio[i], inv_sigma_q[i] = np.float64(sigma_p[i]) * inv, inv
 
 
 @_compile
-def _twice_narrow_normal_terms(
-    mu_p: np.ndarray, mu_q: np.ndarray, sigma_q: np.ndarray, u: np.ndarray, expm1_u: np.ndarray,
+def _twice_narrow_terms(
+    mu_p: np.ndarray, mu_q: np.ndarray, scale: np.ndarray, u: np.ndarray, expm1_u: np.ndarray,
     series_limit: float, out: np.ndarray,
 ) -> None:
+    """g(u) + z^2 with z = (mu_p - mu_q) scale: the narrow normal form (scale 1/sigma_q) and the
+    narrow diagonal one (scale e^{-logvar_q/2})."""
     for i in range(out.size):
-        z = (np.float64(mu_p[i]) - np.float64(mu_q[i])) * (1.0 / np.float64(sigma_q[i]))
+        z = (np.float64(mu_p[i]) - np.float64(mu_q[i])) * scale[i]
         out[i] = _narrow_g(u[i], expm1_u[i], series_limit) + z * z
 
 
@@ -219,11 +222,11 @@ def twice_narrow_normal_terms(
     """g(2 ln(sigma_p / sigma_q)) + ((mu_p - mu_q) / sigma_q)^2 in float64, g(u) = e^u - 1 - u, for
     narrow arrays of one shape (klbook.gaussian._twice_normal_terms_narrow)."""
     flat = [np.ravel(a) for a in (mu_p, sigma_p, mu_q, sigma_q)]
-    ratio = np.empty(flat[0].shape)
-    _narrow_sigma_ratio(flat[1], flat[3], ratio)
+    ratio, inv_sigma_q = np.empty(flat[0].shape), np.empty(flat[0].shape)
+    _narrow_sigma_ratio(flat[1], flat[3], ratio, inv_sigma_q)
     u = 2.0 * np.asarray(log(ratio), dtype=np.float64)
     out = np.empty_like(ratio)
-    _twice_narrow_normal_terms(flat[0], flat[2], flat[3], u, np.asarray(expm1(u), dtype=np.float64), series_limit, out)
+    _twice_narrow_terms(flat[0], flat[2], inv_sigma_q, u, np.asarray(expm1(u), dtype=np.float64), series_limit, out)
     return out.reshape(np.shape(mu_p))
 
 
@@ -237,16 +240,6 @@ def _narrow_log_variance_parts(
         half[i] = -0.5 * max(q, clip)
 
 
-@_compile
-def _twice_narrow_diag_terms(
-    mu_p: np.ndarray, mu_q: np.ndarray, exp_half: np.ndarray, u: np.ndarray, expm1_u: np.ndarray,
-    series_limit: float, out: np.ndarray,
-) -> None:
-    for i in range(out.size):
-        z = (np.float64(mu_p[i]) - np.float64(mu_q[i])) * exp_half[i]
-        out[i] = _narrow_g(u[i], expm1_u[i], series_limit) + z * z
-
-
 def twice_narrow_diag_terms(
     mu_p: np.ndarray, logvar_p: np.ndarray, mu_q: np.ndarray, logvar_q: np.ndarray,
     exp: Callable[[np.ndarray], Any], expm1: Callable[[np.ndarray], Any], series_limit: float, clip: float,
@@ -258,7 +251,7 @@ def twice_narrow_diag_terms(
     _narrow_log_variance_parts(flat[1], flat[3], clip, u, half)
     out = np.empty_like(u)
     exp_half, expm1_u = (np.asarray(f(x), dtype=np.float64) for f, x in ((exp, half), (expm1, u)))
-    _twice_narrow_diag_terms(flat[0], flat[2], exp_half, u, expm1_u, series_limit, out)
+    _twice_narrow_terms(flat[0], flat[2], exp_half, u, expm1_u, series_limit, out)
     return out.reshape(np.shape(mu_p))
 
 
