@@ -4,9 +4,9 @@ Run with ``python benchmarks/first_call.py`` (part of ``make benchmark``). Write
 ``benchmarks/RESULTS.md`` and prints it.
 
 klbook's hottest loops (``src/klbook/_kernels.py``) are compiled by numba on first use and cached on
-disk. Each case runs in a new Python process: the first forward + backward pass of ``kl_normal``,
-``kl_diag_normal`` and ``kl_std_normal`` on 128 × 32 float64 and float32 tensors, then the same
-step again. "Compiling" starts from an empty cache (a fresh ``NUMBA_CACHE_DIR``), as after installing
+disk (and ``src/klbook/_mvn_loops.py``'s). In a new Python process: the first forward + backward
+pass of ``kl_normal``, ``kl_diag_normal`` and ``kl_std_normal`` on 128 × 32 float64 and float32
+tensors and of ``kl_mvn`` on 128 pairs of 16 × 16 covariances, then the same steps again. "Compiling" starts from an empty cache (a fresh ``NUMBA_CACHE_DIR``), as after installing
 klbook; "cached" reuses the cache that run left, as every later process does. Wall-clock seconds,
 median of ``--repeats`` processes.
 """
@@ -40,10 +40,14 @@ for dtype in (torch.float64, torch.float32):
     def leaf(positive=False):
         x = torch.randn(128, 32, generator=generator, dtype=dtype)
         return (x.exp() if positive else x).requires_grad_()
+    factors = [torch.randn(128, 16, 16, generator=generator, dtype=dtype) for _ in range(2)]
+    cov_p, cov_q = ((a @ a.mT + 16 * torch.eye(16, dtype=dtype)).requires_grad_() for a in factors)
+    means = [torch.randn(128, 16, generator=generator, dtype=dtype).requires_grad_() for _ in range(2)]
     cases = [
         (klbook.kl_normal, [leaf(), leaf(True), leaf(), leaf(True)]),
         (klbook.kl_diag_normal, [leaf() for _ in range(4)]),
         (klbook.kl_std_normal, [leaf(), leaf()]),
+        (klbook.kl_mvn, [means[0], cov_p, means[1], cov_q]),
     ]
     first += sum(step(f, args) for f, args in cases)
     later += sum(step(f, args) for f, args in cases)
@@ -68,7 +72,7 @@ def section(repeats: int = 3, threads: tuple[int, ...] = ()) -> str:
         ("cached (every later process)", cached),
     ]
     lines = [
-        "| process | the six cases' first steps, s (sum) | the same six steps again, s (sum) |",
+        "| process | the eight cases' first steps, s (sum) | the same eight steps again, s (sum) |",
         "|---|---|---|",
     ]
     for label, runs in rows:
@@ -81,9 +85,10 @@ def section(repeats: int = 3, threads: tuple[int, ...] = ()) -> str:
 
 {table}
 
-Six cases: `kl_normal`, `kl_diag_normal` and `kl_std_normal`, forward + backward on 128 × 32 tensors of
-float64 and of float32, each in a new Python process (median of {repeats}). klbook compiles its hottest loops
-(`src/klbook/_kernels.py`, with numba) on first use and caches the machine code on disk, next to the
+Eight cases: `kl_normal`, `kl_diag_normal` and `kl_std_normal` on 128 × 32 tensors and `kl_mvn` on 128 pairs
+of 16 × 16 covariances, forward + backward, float64 and float32, each in a new Python process (median of
+{repeats}). klbook compiles its hottest loops (`src/klbook/_kernels.py`, `src/klbook/_mvn_loops.py`, with
+numba) on first use and caches the machine code on disk, next to the
 module or in numba's user cache, so only the first process after an install (or a change of the file)
 compiles; later ones load the cache and import numba. Measured on: {cpu_name()}, {os.cpu_count()} cores
 (`benchmarks/first_call.py`).
