@@ -115,3 +115,13 @@ def test_is_symmetric_finds_a_single_asymmetric_entry():
     assert _mvn_loops.is_symmetric(flat)
     flat[31, 5, 2] = np.nextafter(flat[31, 5, 2], np.inf)
     assert not _mvn_loops.is_symmetric(flat)
+
+
+def test_where_the_kl_overflows_the_correction_is_dropped_not_nan():
+    # Far covariances (the compiled loop's branch) and means 2e200 apart, 1e-200-sized covariances: the
+    # mean term overflows, and so does y = Lq^-T z in the correction, whose inf * 0 would be NaN.
+    cov_p, cov_q = 1e-200 * np.eye(2), 1e-200 * np.diag([2.0, 3.0])
+    mu_p, mu_q = np.full(2, 1e200), np.full(2, -1e200)
+    assert kl_mvn(mu_p, cov_p, mu_q, cov_q) == np.inf
+    tensors = [torch.tensor(a) for a in (mu_p, cov_p, mu_q, cov_q)]
+    assert kl_mvn(*tensors).item() == np.inf
