@@ -4,9 +4,9 @@ symmetric covariances.
 
 By array operations the correction takes fourteen batched k x k products and ~150 elementwise passes
 per block of pairs: twice the time of the uncorrected value, and the reason ``kl_mvn`` in float64 took
-3.2 times as long as ``torch.distributions`` (2026-12-06, 2,000 pairs of 16 x 16). Here all of one
-pair is computed while its matrices are in the cache: 8.8 against ~41 us a pair (256 pairs of 16 x 16,
-one thread, 2026-12-06). Products run a row at a time over full-length rows, which the compiler
+3.2 times as long as ``torch.distributions`` (2,000 pairs of 16 x 16). Here all of one pair is computed
+while its matrices are in the cache, and the correction adds ~0.6 times the uncorrected value's time
+(``benchmarks/RESULTS.md``, the ``kl_mvn`` table; ``make benchmark`` measures it). Products run a row at a time over full-length rows, which the compiler
 vectorises (the zeros of triangular factors add exact zeros); the residuals are sums of three
 independent dot products, which the CPU overlaps.
 
