@@ -164,11 +164,9 @@ def correction_table(size: int, repeats: int) -> tuple[str, dict[str, float]]:
 
 
 def _mvn_verdict(ratio: float) -> str:
-    if ratio <= 2.0:
-        return (f"With the correction, `kl_mvn` in float64 takes {ratio:.2f}× the time of `torch.distributions` here, "
-                "within the goal of twice its time.")
-    return (f"With the correction, `kl_mvn` in float64 takes {ratio:.2f}× the time of `torch.distributions` here, "
-            "over the goal of twice its time: within 4 ULP was the requirement, the speed a goal.")
+    verdict = ("within the goal of twice its time." if ratio <= 2.0
+               else "over the goal of twice its time: within 4 ULP was the requirement, the speed a goal.")
+    return f"With the correction, `kl_mvn` in float64 takes {ratio:.2f}× the time of `torch.distributions` here, {verdict}"
 
 
 def format_speed(rows: list[tuple[str, str, float, float]]) -> str:
